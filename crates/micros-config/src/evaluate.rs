@@ -1,0 +1,217 @@
+//! From a configuration file to a checked, typed [`Config`].
+use std::path::Path;
+
+use nickel_lang_core::eval::value::NickelValue;
+
+use crate::model::Config;
+use crate::nickel::{Location, Session};
+use crate::options::Options;
+use crate::Error;
+
+/// An evaluated configuration.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub config: Config,
+    /// The same configuration as JSON, as `micros eval --json` prints it.
+    pub json: serde_json::Value,
+    /// Warnings the modules raised, for the user to read.
+    pub warnings: Vec<String>,
+}
+
+/// Evaluates the configuration at `path` (a file ending in
+/// `micros.system { ... }`) and checks it.
+pub fn evaluate(path: &Path) -> Result<Evaluation, Error> {
+    let options = Options::load()?;
+    evaluate_with(path, &options)
+}
+
+/// [`evaluate`] with option declarations already loaded.
+pub fn evaluate_with(path: &Path, options: &Options) -> Result<Evaluation, Error> {
+    let mut session = Session::for_file(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let main = session.main_value().map_err(|diagnostics| Error::Nickel {
+        option: None,
+        diagnostics: diagnostics.0,
+    })?;
+    let json = match session.export_json(main.clone()) {
+        Ok(json) => json,
+        Err(diagnostics) => {
+            let option = locate_failure(path, options, &diagnostics.0);
+            return Err(Error::Nickel {
+                option,
+                diagnostics: diagnostics.0,
+            });
+        }
+    };
+
+    let (Some(config), Some(assertions), Some(warnings)) = (
+        json.get("config"),
+        json.get("assertions"),
+        json.get("warnings"),
+    ) else {
+        return Err(Error::NotASystem {
+            path: path.to_owned(),
+        });
+    };
+
+    if let Some(unknown) = unknown_option(config, options, "") {
+        let location = field_location(&mut session, main, &unknown);
+        let suggestion = options.closest(&unknown).map(str::to_owned);
+        return Err(Error::UnknownOption {
+            option: unknown,
+            location,
+            suggestion,
+        });
+    }
+
+    let failed: Vec<String> = assertions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a.get("assertion") == Some(&serde_json::Value::Bool(false)))
+        .filter_map(|a| a.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .collect();
+    if !failed.is_empty() {
+        return Err(Error::Assertions { messages: failed });
+    }
+
+    let config_value = config.clone();
+    let typed: Config =
+        serde_path_to_error::deserialize(config_value.clone()).map_err(|err| Error::Model {
+            path: err.path().to_string(),
+            message: err.inner().to_string(),
+        })?;
+    let warnings = warnings
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w.as_str().map(str::to_owned))
+        .collect();
+    Ok(Evaluation {
+        config: typed,
+        json: config_value,
+        warnings,
+    })
+}
+
+/// The first path in `value` that no module declares.
+fn unknown_option(value: &serde_json::Value, options: &Options, prefix: &str) -> Option<String> {
+    let object = value.as_object()?;
+    for (key, child) in object {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if options.is_option(&path) {
+            continue;
+        }
+        if options.is_namespace(&path) {
+            if let Some(found) = unknown_option(child, options, &path) {
+                return Some(found);
+            }
+            continue;
+        }
+        return Some(path);
+    }
+    None
+}
+
+/// Finds the option whose evaluation fails, so that an error can name it.
+/// Evaluation stops at the first error and Nickel names only the last field;
+/// this probes the configuration field by field instead. Several options can
+/// fail from one cause (a default computed from a broken option): the one
+/// Nickel's message names wins.
+///
+/// A failed evaluation can leave thunks behind in a state that no longer
+/// fails (a contract already consumed), so every probe after a failure runs
+/// in a fresh session. This costs a few re-evaluations, only on errors.
+fn locate_failure(path: &Path, options: &Options, diagnostics: &str) -> Option<String> {
+    let mut failing = Vec::new();
+    collect_failures(path, &mut Vec::new(), options, &mut failing);
+    let named = failing.iter().find(|option| {
+        let last = option.rsplit('.').next().unwrap_or(option);
+        diagnostics.contains(&format!("`{last}`"))
+    });
+    named.or(failing.first()).cloned()
+}
+
+/// A fresh session positioned at the record at `path` under `config`.
+fn record_at(file: &Path, path: &[String]) -> Option<(Session, NickelValue)> {
+    let mut session = Session::for_file(file).ok()?;
+    let main = session.main_value().ok()?;
+    let mut record = session.whnf(main).ok()?;
+    for name in std::iter::once("config").chain(path.iter().map(String::as_str)) {
+        let field = session
+            .fields(&record)
+            .into_iter()
+            .find(|f| f.name == name)?;
+        record = session.whnf(field.value?).ok()?;
+    }
+    Some((session, record))
+}
+
+fn collect_failures(file: &Path, path: &mut Vec<String>, options: &Options, out: &mut Vec<String>) {
+    let Some((session, record)) = record_at(file, path) else {
+        return;
+    };
+    let names: Vec<String> = session
+        .fields(&record)
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    let mut fresh = Some((session, record));
+    let mut failed = Vec::new();
+    for name in names {
+        let (session, record) = match fresh.take() {
+            Some(current) => current,
+            None => match record_at(file, path) {
+                Some(current) => current,
+                None => return,
+            },
+        };
+        let mut session = session;
+        let value = session
+            .fields(&record)
+            .into_iter()
+            .find(|f| f.name == name)
+            .and_then(|f| f.value);
+        let ok = value.is_none_or(|value| session.export_json(value).is_ok());
+        if ok {
+            fresh = Some((session, record));
+        } else {
+            failed.push(name);
+        }
+    }
+    for name in failed {
+        path.push(name);
+        let option = path.join(".");
+        if options.is_option(&option) {
+            out.push(option);
+        } else {
+            let before = out.len();
+            collect_failures(file, path, options, out);
+            if out.len() == before {
+                out.push(option);
+            }
+        }
+        path.pop();
+    }
+}
+
+/// Where the field at the dotted `option` path was written.
+fn field_location(session: &mut Session, main: NickelValue, option: &str) -> Option<Location> {
+    let mut record = session.whnf(main).ok()?;
+    let mut position = None;
+    for name in std::iter::once("config").chain(option.split('.')) {
+        let field = session
+            .fields(&record)
+            .into_iter()
+            .find(|f| f.name == name)?;
+        position = field.position;
+        record = session.whnf(field.value?).ok()?;
+    }
+    position
+}

@@ -1,0 +1,2 @@
+//! The module library, embedded at build time by `build.rs`.
+include!(concat!(env!("OUT_DIR"), "/library.rs"));

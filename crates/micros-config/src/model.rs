@@ -1,0 +1,419 @@
+//! The evaluated configuration as typed Rust values.
+//!
+//! Every struct denies unknown fields and no field has a serde default, so
+//! the Nickel declarations and these types cannot drift apart unnoticed: a
+//! test deserialises the default configuration and serialises it back,
+//! comparing every path (`tests/options_consumed.rs`).
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A set of names, as the Nickel side writes it: `{ htop = true }`.
+pub type Set = BTreeMap<String, bool>;
+
+/// The names in a set that are switched on, sorted.
+pub fn enabled(set: &Set) -> Vec<&str> {
+    set.iter()
+        .filter(|(_, on)| **on)
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    pub platform: Platforms,
+    pub packages: Packages,
+    pub environment: Environment,
+    pub boot: Boot,
+    pub runit: Runit,
+    pub services: Services,
+    pub users: Users,
+    pub networking: Networking,
+    pub file_systems: BTreeMap<String, FileSystem>,
+    pub hardware: Hardware,
+    pub virtualisation: Virtualisation,
+    pub image: Image,
+    /// Consumed by the evaluator, which stops on a failed assertion.
+    pub assertions: Vec<Assertion>,
+    /// Consumed by the evaluator, which prints them.
+    pub warnings: Vec<String>,
+    /// The seed's option names; the modules forward them to `platform` and
+    /// `hardware.raspberryPi`, so Rust reads only the forwarded values.
+    pub nixpkgs: SeedPlatforms,
+    #[serde(rename = "not-os")]
+    pub not_os: SeedRaspberryPi,
+    pub system: SeedSystem,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum Platform {
+    #[serde(rename = "x86_64-linux")]
+    X86_64,
+    #[serde(rename = "aarch64-linux")]
+    Aarch64,
+    #[serde(rename = "armv7l-linux")]
+    Armv7l,
+    #[serde(rename = "armv6l-linux")]
+    Armv6l,
+    #[serde(rename = "riscv64-linux")]
+    Riscv64,
+}
+
+impl Platform {
+    /// Debian's name for the architecture.
+    pub fn debian_arch(self) -> &'static str {
+        match self {
+            Platform::X86_64 => "amd64",
+            Platform::Aarch64 => "arm64",
+            Platform::Armv7l => "armhf",
+            Platform::Armv6l => "armel",
+            Platform::Riscv64 => "riscv64",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::X86_64 => "x86_64-linux",
+            Platform::Aarch64 => "aarch64-linux",
+            Platform::Armv7l => "armv7l-linux",
+            Platform::Armv6l => "armv6l-linux",
+            Platform::Riscv64 => "riscv64-linux",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Platforms {
+    pub host: Platform,
+    pub build: Platform,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Packages {
+    pub source: PackageSource,
+    /// Package name → why it may be dropped; `None` keeps it.
+    pub exclude: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageSource {
+    pub suite: String,
+    pub components: Vec<String>,
+    pub mirror: Option<String>,
+    pub keyring: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Environment {
+    pub packages: Set,
+    pub etc: BTreeMap<String, EtcFile>,
+    pub files: BTreeMap<String, File>,
+    pub exclude_paths: Set,
+    pub variables: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub mode: String,
+    pub user: String,
+    pub group: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Boot {
+    pub kernel: Kernel,
+    pub kernel_params: Vec<String>,
+    pub console: Vec<String>,
+    pub initrd: Initrd,
+    pub kernel_modules: Set,
+    pub root: String,
+    pub root_wait: u32,
+    pub overlay: Overlay,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kernel {
+    pub package: String,
+    pub sysctl: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Initrd {
+    pub kernel_modules: Set,
+    pub available_kernel_modules: Set,
+    pub compression: Compression,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Zstd,
+    Xz,
+    Gzip,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlay {
+    Tmpfs,
+    Data,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runit {
+    pub services: BTreeMap<String, Service>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Service {
+    pub enable: bool,
+    pub command: String,
+    pub user: String,
+    pub group: Option<String>,
+    pub environment: BTreeMap<String, String>,
+    pub working_directory: String,
+    pub after: Vec<String>,
+    pub ready: Option<String>,
+    pub oneshot: bool,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Log {
+    pub target: LogTarget,
+    pub max_size: u64,
+    pub max_files: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTarget {
+    Console,
+    File,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Services {
+    pub getty: Getty,
+    pub sshd: Sshd,
+    pub ntpd: Ntpd,
+    pub syslog: Syslog,
+    pub dhcp: Dhcp,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Getty {
+    pub enable: bool,
+    pub tty: String,
+    pub baud_rate: u32,
+    pub autologin_user: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Sshd {
+    pub enable: bool,
+    pub port: u16,
+    pub password_authentication: bool,
+    pub permit_root_login: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ntpd {
+    pub enable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Syslog {
+    pub enable: bool,
+    pub max_size: u64,
+    pub max_files: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dhcp {
+    pub enable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Users {
+    pub users: BTreeMap<String, User>,
+    pub groups: BTreeMap<String, Group>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct User {
+    pub uid: u32,
+    pub group: String,
+    pub extra_groups: Vec<String>,
+    pub home: String,
+    pub shell: String,
+    pub hashed_password: Option<String>,
+    pub authorized_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Networking {
+    pub host_name: String,
+    pub interfaces: BTreeMap<String, Interface>,
+    pub nameservers: Vec<String>,
+    pub time_servers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    pub dhcp: bool,
+    pub ipv4: Ipv4,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ipv4 {
+    pub address: Option<String>,
+    pub gateway: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileSystem {
+    pub device: String,
+    pub fs_type: String,
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Hardware {
+    pub raspberry_pi: RaspberryPi,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaspberryPi {
+    pub rpi1: bool,
+    pub rpi2: bool,
+    pub rpi3: bool,
+    pub rpi4: bool,
+    pub firmware: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Virtualisation {
+    pub qemu: Qemu,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Qemu {
+    pub memory: u32,
+    pub cores: u32,
+    pub forward_ports: Vec<ForwardPort>,
+    pub extra_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardPort {
+    pub host: u16,
+    pub guest: u16,
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    pub rootfs: Rootfs,
+    pub disk: Disk,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Rootfs {
+    pub compression: Compression,
+    pub block_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Disk {
+    pub size: Option<String>,
+    pub data_partition: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assertion {
+    pub assertion: bool,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SeedPlatforms {
+    pub host_platform: Option<serde_json::Value>,
+    pub build_platform: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedRaspberryPi {
+    pub rpi1: Option<bool>,
+    pub rpi2: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedSystem {
+    pub build: SeedBuild,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedBuild {
+    #[serde(rename = "rpi-firmware")]
+    pub rpi_firmware: Option<String>,
+}

@@ -1,0 +1,52 @@
+//! Argument parsing and error reporting; each subcommand lives in
+//! `commands/<verb>.rs`.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+
+#[derive(Parser)]
+#[command(
+    name = "micros",
+    version,
+    about = "Build tiny, reproducible embedded-Linux systems from a typed configuration"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the evaluated configuration
+    Eval(commands::eval::Args),
+    /// Describe every option: type, default, description, declaring module
+    Options(commands::options::Args),
+    /// Write a commented starter `system.ncl`
+    Init(commands::init::Args),
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Options(args) => commands::options::run(args),
+        Command::Init(args) => commands::init::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` prints the chain of causes on one line each, never a
+            // Debug dump.
+            let message = format!("{error:#}");
+            // Nickel's diagnostics carry their own `error:` heading.
+            if message.starts_with("error") {
+                eprintln!("{message}");
+            } else {
+                eprintln!("error: {message}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
