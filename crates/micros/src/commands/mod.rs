@@ -2,13 +2,13 @@ pub mod eval;
 pub mod init;
 pub mod options;
 
-use std::path::PathBuf;
+use std::path::Path;
 
 /// The configuration file a command reads when none is given.
 pub const DEFAULT_CONFIG: &str = "system.ncl";
 
 /// Evaluates `file`, printing the modules' warnings on stderr.
-pub fn evaluate(file: &PathBuf) -> anyhow::Result<micros_config::Evaluation> {
+pub fn evaluate(file: &Path) -> anyhow::Result<micros_config::Evaluation> {
     if !file.exists() {
         anyhow::bail!(
             "no configuration at {}\nhint: pass a file (`micros eval examples/qemu.ncl`) or run `micros init` to write one",

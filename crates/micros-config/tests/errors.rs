@@ -1,0 +1,142 @@
+//! Bad input stops with a message that names the option and the place.
+mod common;
+
+#[test]
+fn a_type_error_names_the_option_and_both_places() {
+    let message = common::error(r#"{ services.sshd.port = "twenty-two" }"#);
+    assert!(
+        message.starts_with("in option `services.sshd.port`:"),
+        "{message}"
+    );
+    assert!(
+        message.contains("expected a port number between 1 and 65535"),
+        "{message}"
+    );
+    // Where the value was written, and where the option is declared.
+    assert!(message.contains("system.ncl:4:"), "{message}");
+    assert!(message.contains("services.ncl"), "{message}");
+}
+
+#[test]
+fn conflicting_plain_definitions_show_both() {
+    let message = common::error(
+        r#"{ networking.hostName = "one" },
+           { networking.hostName = "two" }"#,
+    );
+    assert!(
+        message.starts_with("in option `networking.hostName`:"),
+        "{message}"
+    );
+    assert!(message.contains("non mergeable"), "{message}");
+    assert!(
+        message.contains(r#""one""#) && message.contains(r#""two""#),
+        "{message}"
+    );
+    // Both definitions are quoted, with their line numbers.
+    assert!(message.contains("system.ncl:4:"), "{message}");
+    assert!(
+        message.contains(" 4 │ { networking.hostName = \"one\" }"),
+        "{message}"
+    );
+    assert!(
+        message.contains(" 5 │            { networking.hostName = \"two\" }"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_failed_assertion_stops_with_its_message() {
+    let message = common::error(
+        r#"{ networking.interfaces.eth0 = { dhcp = true, ipv4.address = "10.0.2.15/24" } },
+           fun config => { assertions = [{ assertion = false, message = "my own check failed" }] }"#,
+    );
+    assert!(message.contains("failed 2 assertions"), "{message}");
+    assert!(
+        message.contains("networking.interfaces.eth0: set either `dhcp = true` or a static"),
+        "{message}"
+    );
+    assert!(message.contains("my own check failed"), "{message}");
+}
+
+#[test]
+fn a_typo_is_an_unknown_option_with_a_suggestion() {
+    let message = common::error(r#"{ networking.hostname = "demo" }"#);
+    assert!(
+        message.starts_with("unknown option `networking.hostname`"),
+        "{message}"
+    );
+    assert!(message.contains("system.ncl:4:"), "{message}");
+    assert!(
+        message.contains("did you mean `networking.hostName`?"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_unknown_namespace_is_reported_too() {
+    let message = common::error(r#"{ netwroking.hostName = "demo" }"#);
+    assert!(
+        message.starts_with("unknown option `netwroking`"),
+        "{message}"
+    );
+    assert!(message.contains("did you mean `networking`?"), "{message}");
+}
+
+#[test]
+fn an_unknown_field_inside_a_service_is_a_contract_error() {
+    let message =
+        common::error(r#"{ runit.services.hello = { command = "true", onshot = true } }"#);
+    assert!(message.contains("runit.services"), "{message}");
+    assert!(message.contains("onshot"), "{message}");
+}
+
+#[test]
+fn an_invalid_address_names_the_interface() {
+    let message = common::error(r#"{ networking.interfaces.eth0.ipv4.address = "10.0.2.300/24" }"#);
+    assert!(message.contains("networking.interfaces"), "{message}");
+    assert!(
+        message.contains("IPv4 address with a prefix length"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_bad_platform_lists_the_accepted_ones() {
+    let message = common::error(r#"{ platform.host = "mips-linux" }"#);
+    assert!(message.contains("in option `platform.host`"), "{message}");
+    assert!(
+        message.contains("x86_64-linux, aarch64-linux, armv7l-linux, armv6l-linux, riscv64-linux"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_system_says_how_to_write_one() {
+    let config = common::file("{ networking.hostName = \"demo\" }");
+    let message = micros_config::evaluate(&config.path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("does not evaluate to a system"),
+        "{message}"
+    );
+    assert!(message.contains("micros.system"), "{message}");
+}
+
+#[test]
+fn a_syntax_error_points_at_the_file() {
+    let config =
+        common::file("let micros = import \"micros\" in micros.system { modules = [ { a = } ] }");
+    let message = micros_config::evaluate(&config.path)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("system.ncl:1:"), "{message}");
+}
+
+#[test]
+fn a_missing_file_names_the_path() {
+    let message = micros_config::evaluate(std::path::Path::new("/nonexistent/system.ncl"))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("/nonexistent/system.ncl"), "{message}");
+}

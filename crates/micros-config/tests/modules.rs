@@ -1,0 +1,126 @@
+//! The module system: priorities, defaults, modules that read other options.
+mod common;
+
+#[test]
+fn declared_defaults_apply_when_nothing_is_defined() {
+    let config = common::evaluate("{}").config;
+    assert_eq!(config.networking.host_name, "micros");
+    assert_eq!(config.packages.source.suite, "trixie");
+    assert_eq!(config.boot.kernel.package, "linux-image-amd64");
+    assert!(!config.services.sshd.enable);
+    // root exists and is locked.
+    assert_eq!(config.users.users["root"].uid, 0);
+    assert_eq!(config.users.users["root"].hashed_password, None);
+}
+
+#[test]
+fn a_default_definition_overrides_the_declared_default() {
+    // NixOS's mkDefault sits above an option's own default: a profile's
+    // `| default` must not conflict with the declaration.
+    let config = common::evaluate(r#"{ networking.hostName | default = "from-profile" }"#).config;
+    assert_eq!(config.networking.host_name, "from-profile");
+}
+
+#[test]
+fn plain_beats_default() {
+    let config = common::evaluate(
+        r#"{ networking.hostName | default = "from-profile" },
+           { networking.hostName = "plain" }"#,
+    )
+    .config;
+    assert_eq!(config.networking.host_name, "plain");
+}
+
+#[test]
+fn priority_beats_plain_and_higher_priority_wins() {
+    let config = common::evaluate(
+        r#"{ services.sshd.port = 23 },
+           { services.sshd.port | priority 10 = 2222 },
+           { services.sshd.port | priority 5 = 2200 }"#,
+    )
+    .config;
+    assert_eq!(config.services.sshd.port, 2222);
+}
+
+#[test]
+fn force_beats_everything() {
+    let config = common::evaluate(
+        r#"{ boot.root | force = "/dev/sda" },
+           { boot.root | priority 1000 = "/dev/vdb" },
+           { boot.root = "/dev/vdc" }"#,
+    )
+    .config;
+    assert_eq!(config.boot.root, "/dev/sda");
+}
+
+#[test]
+fn a_profile_default_yields_to_the_user() {
+    let config = common::evaluate(
+        r#"micros.profiles.qemu,
+           { boot.kernel.package = "linux-image-amd64" }"#,
+    )
+    .config;
+    assert_eq!(config.boot.kernel.package, "linux-image-amd64");
+    // The rest of the profile stays.
+    assert_eq!(config.boot.console, ["ttyS0,115200"]);
+}
+
+#[test]
+fn enabling_sshd_adds_a_service_a_user_and_a_package() {
+    // The sshd module reads the merged `services.sshd.enable`, set here by
+    // another module.
+    let config =
+        common::evaluate(r#"{ services.sshd.enable = true, services.sshd.port = 2022 }"#).config;
+    let service = &config.runit.services["sshd"];
+    assert!(service.command.starts_with("dropbear -F"));
+    assert!(service.command.contains("-p 2022"), "{}", service.command);
+    assert!(config.users.users.contains_key("sshd"));
+    assert!(config.environment.packages["dropbear-bin"]);
+
+    let config = common::evaluate("{}").config;
+    assert!(!config.runit.services.contains_key("sshd"));
+    assert!(!config.environment.packages.contains_key("dropbear-bin"));
+}
+
+#[test]
+fn function_modules_see_the_final_configuration() {
+    let config = common::evaluate(
+        r#"fun config => { networking.timeServers = ["ntp.%{config.networking.hostName}.lan"] },
+           { networking.hostName = "box" }"#,
+    )
+    .config;
+    assert_eq!(config.networking.time_servers, ["ntp.box.lan"]);
+}
+
+#[test]
+fn record_modules_may_read_other_options_they_declare() {
+    let config = common::evaluate(
+        r#"{ networking.hostName | String, environment.etc."hostname-copy".text = networking.hostName },
+           { networking.hostName = "box" }"#,
+    )
+    .config;
+    assert_eq!(
+        config.environment.etc["hostname-copy"].text.as_deref(),
+        Some("box")
+    );
+}
+
+#[test]
+fn sets_merge_across_modules_and_entries_can_be_switched_off() {
+    let config = common::evaluate(
+        r#"micros.profiles.minimal,
+           { environment.packages = micros.lib.set ["htop", "curl"] },
+           { environment.packages.busybox-static | force = false }"#,
+    )
+    .config;
+    let enabled = micros_config::model::enabled(&config.environment.packages);
+    assert_eq!(enabled, ["curl", "htop", "runit"]);
+}
+
+#[test]
+fn warnings_from_modules_are_reported() {
+    let evaluation = common::evaluate(
+        r#"fun config => { warnings = ["careful: %{config.networking.hostName}"] }"#,
+    );
+    assert_eq!(evaluation.warnings, ["careful: micros"]);
+}

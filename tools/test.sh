@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian or Ubuntu machine with rustup:
+#   bash tools/test.sh
+# Installs what the tests need, then runs every test in the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use (QEMU, squashfs-tools, … as they arrive).
+packages=(ca-certificates)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+# rustup reads rust-toolchain.toml and installs the pinned toolchain and targets.
+rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+
+cargo test --workspace --locked "$@"
