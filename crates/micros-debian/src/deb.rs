@@ -1,0 +1,322 @@
+//! Unpacking `.deb` files into the rootfs tree, without running any
+//! maintainer script.
+//!
+//! A `.deb` is an ar archive: `debian-binary`, `control.tar.*` and
+//! `data.tar.{xz,zst,gz}`. The data tar is decompressed once into the cache
+//! (`data-v1/<sha256 of the .deb>.tar`) and the tree's file entries point
+//! into it, so unpacking costs no memory for file contents.
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use micros_image::tree::{Content, Entry, Kind, Tree, TreeError, TreePath};
+
+use crate::ar::{self, ArError};
+use crate::cache::{Bucket, Cache, CacheError};
+use crate::tar::{self, EntryKind, TarError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DebError {
+    #[error("{package}: cannot read {}", path.display())]
+    Io {
+        package: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{package}: not a valid .deb: {source}")]
+    Ar {
+        package: String,
+        #[source]
+        source: ArError,
+    },
+    #[error("{package}: the .deb has no data.tar member")]
+    NoData { package: String },
+    #[error("{package}: {member} uses a compression MicrOS does not know\nhint: MicrOS reads data.tar.xz, data.tar.zst, data.tar.gz and data.tar")]
+    UnknownCompression { package: String, member: String },
+    #[error("{package}: cannot decompress {member}: {source}")]
+    Decompress {
+        package: String,
+        member: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{package}: bad data.tar: {source}")]
+    Tar {
+        package: String,
+        #[source]
+        source: TarError,
+    },
+    #[error("{package}: {source}")]
+    Tree {
+        package: String,
+        #[source]
+        source: TreeError,
+    },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// How paths are placed.
+#[derive(Debug, Clone, Copy)]
+pub struct UnpackOptions {
+    /// Put `/bin`, `/sbin`, `/lib*` contents under `/usr` (Debian's merged
+    /// /usr; the symlinks themselves come from a module).
+    pub merged_usr: bool,
+}
+
+/// What an unpack added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unpacked {
+    pub entries: usize,
+    pub bytes: u64,
+}
+
+/// `bin/x` → `usr/bin/x` under merged /usr.
+pub fn merged_usr_path(path: &str) -> String {
+    let trimmed = path.trim_start_matches("./").trim_start_matches('/');
+    for top in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+        if trimmed == top {
+            return format!("usr/{top}");
+        }
+        if let Some(rest) = trimmed.strip_prefix(top).and_then(|r| r.strip_prefix('/')) {
+            return format!("usr/{top}/{rest}");
+        }
+    }
+    trimmed.to_owned()
+}
+
+/// Decompresses the data member of `deb` into the cache (once) and returns
+/// the tar's path.
+pub fn data_tar(
+    cache: &Cache,
+    package: &str,
+    deb: &Path,
+    deb_sha256: &str,
+) -> Result<PathBuf, DebError> {
+    let target = cache.path(Bucket::Data, &format!("{deb_sha256}.tar"));
+    if target.exists() {
+        return Ok(target);
+    }
+    let io = |source| DebError::Io {
+        package: package.to_owned(),
+        path: deb.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(deb).map_err(io)?;
+    let length = file.metadata().map_err(io)?.len();
+    let members = ar::members(length, |offset, n| {
+        let mut buffer = vec![0; n];
+        let read = file
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| read_up_to(&mut file, &mut buffer));
+        buffer.truncate(read.unwrap_or(0));
+        buffer
+    })
+    .map_err(|source| DebError::Ar {
+        package: package.to_owned(),
+        source,
+    })?;
+    let data = members
+        .iter()
+        .find(|m| m.name.starts_with("data.tar"))
+        .ok_or_else(|| DebError::NoData {
+            package: package.to_owned(),
+        })?;
+    file.seek(SeekFrom::Start(data.offset)).map_err(io)?;
+    let compressed = (&mut file).take(data.size);
+    let mut reader: Box<dyn Read> = match data.name.as_str() {
+        "data.tar.xz" => Box::new(liblzma::read::XzDecoder::new_multi_decoder(compressed)),
+        "data.tar.zst" => Box::new(zstd::stream::read::Decoder::new(compressed).map_err(io)?),
+        "data.tar.gz" => Box::new(flate2::read::GzDecoder::new(compressed)),
+        "data.tar" => Box::new(compressed),
+        other => {
+            return Err(DebError::UnknownCompression {
+                package: package.to_owned(),
+                member: other.to_owned(),
+            })
+        }
+    };
+    let mut entry = cache.create(Bucket::Data, &format!("{deb_sha256}.tar"))?;
+    std::io::copy(&mut reader, entry.file()).map_err(|source| DebError::Decompress {
+        package: package.to_owned(),
+        member: data.name.clone(),
+        source,
+    })?;
+    Ok(entry.commit()?)
+}
+
+fn read_up_to(file: &mut std::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut total = 0;
+    while total < buffer.len() {
+        let n = file.read(&mut buffer[total..])?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    Ok(total)
+}
+
+/// Adds the files of a package's data tar to `tree`, owned by `package`.
+/// Modes, ownership, symlinks, hard links and device nodes are kept.
+pub fn unpack_tar(
+    package: &str,
+    data_tar: &Path,
+    tree: &mut Tree,
+    options: UnpackOptions,
+) -> Result<Unpacked, DebError> {
+    let io = |source| DebError::Io {
+        package: package.to_owned(),
+        path: data_tar.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(data_tar).map_err(io)?;
+    let length = file.metadata().map_err(io)?.len();
+    let entries = tar::entries(length, |offset, n| {
+        let mut buffer = vec![0; n];
+        let read = file
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| read_up_to(&mut file, &mut buffer));
+        buffer.truncate(read.unwrap_or(0));
+        buffer
+    })
+    .map_err(|source| DebError::Tar {
+        package: package.to_owned(),
+        source,
+    })?;
+    let shared = Arc::new(data_tar.to_owned());
+    let place = |path: &str| -> Result<TreePath, DebError> {
+        let path = if options.merged_usr {
+            merged_usr_path(path)
+        } else {
+            path.to_owned()
+        };
+        TreePath::parse(&path).map_err(|source| DebError::Tree {
+            package: package.to_owned(),
+            source,
+        })
+    };
+    let mut unpacked = Unpacked::default();
+    for entry in entries {
+        let path = place(&entry.path)?;
+        if path.is_root() {
+            continue;
+        }
+        let kind = match entry.kind {
+            EntryKind::File => {
+                unpacked.bytes += entry.size;
+                Kind::File(Content::Extent {
+                    file: shared.clone(),
+                    offset: entry.offset,
+                    length: entry.size,
+                })
+            }
+            EntryKind::Directory => Kind::Directory,
+            EntryKind::Symlink(target) => Kind::Symlink(target),
+            EntryKind::Hardlink(target) => Kind::Hardlink(place(&target)?),
+            EntryKind::CharDevice { major, minor } => Kind::CharDevice { major, minor },
+            EntryKind::BlockDevice { major, minor } => Kind::BlockDevice { major, minor },
+            EntryKind::Fifo => Kind::Fifo,
+        };
+        let node = Entry::new(kind, entry.mode, package).owned(entry.uid, entry.gid);
+        tree.insert(path, node).map_err(|source| DebError::Tree {
+            package: package.to_owned(),
+            source,
+        })?;
+        unpacked.entries += 1;
+    }
+    Ok(unpacked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn deb(data_name: &str, data: &[u8]) -> Vec<u8> {
+        ar::build(&[
+            ("debian-binary", b"2.0\n"),
+            ("control.tar.gz", b""),
+            (data_name, data),
+        ])
+    }
+
+    fn xz(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        liblzma::read::XzEncoder::new(bytes, 6)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn unpacks_into_the_tree_with_merged_usr() {
+        let data = tar::build(&[
+            ("./", '5', 0o755, b"", ""),
+            ("./bin/", '5', 0o755, b"", ""),
+            ("./bin/busybox", '0', 0o755, b"ELF", ""),
+            ("./usr/bin/sh", '1', 0o755, b"", "./bin/busybox"),
+            ("./usr/bin/vi", '2', 0o777, b"", "../../bin/busybox"),
+            ("./dev/console", '3', 0o600, b"", ""),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path().join("cache")).unwrap();
+        for (name, bytes) in [("data.tar.xz", xz(&data)), ("data.tar", data.clone())] {
+            let path = dir.path().join(format!("{name}.deb"));
+            std::fs::write(&path, deb(name, &bytes)).unwrap();
+            let sha = crate::cache::hash_file(&path).unwrap();
+            let tar = data_tar(&cache, "busybox", &path, &sha).unwrap();
+            let mut tree = Tree::new();
+            let unpacked = unpack_tar(
+                "busybox",
+                &tar,
+                &mut tree,
+                UnpackOptions { merged_usr: true },
+            )
+            .unwrap();
+            assert_eq!(unpacked.bytes, 3);
+            let busybox = tree
+                .get(&TreePath::parse("/usr/bin/busybox").unwrap())
+                .unwrap();
+            assert_eq!(busybox.mode, 0o755);
+            assert_eq!(&*busybox.origin, "busybox");
+            let Kind::File(content) = &busybox.kind else {
+                panic!("not a file")
+            };
+            assert_eq!(content.read().unwrap(), b"ELF");
+            assert_eq!(
+                tree.get(&TreePath::parse("/usr/bin/sh").unwrap())
+                    .unwrap()
+                    .kind,
+                Kind::Hardlink(TreePath::parse("/usr/bin/busybox").unwrap())
+            );
+            assert!(tree.get(&TreePath::parse("/bin").unwrap()).is_none());
+        }
+    }
+
+    #[test]
+    fn unknown_compression_and_escapes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path().join("cache")).unwrap();
+        let path = dir.path().join("x.deb");
+        std::fs::write(&path, deb("data.tar.lz4", b"whatever")).unwrap();
+        let error = data_tar(&cache, "x", &path, "abc").unwrap_err().to_string();
+        assert!(
+            error.contains("data.tar.lz4 uses a compression MicrOS does not know"),
+            "{error}"
+        );
+
+        let evil = tar::build(&[("./../../etc/passwd", '0', 0o644, b"root::0:0", "")]);
+        std::fs::write(&path, deb("data.tar", &evil)).unwrap();
+        let tar = data_tar(&cache, "evil", &path, "def").unwrap();
+        let error = unpack_tar(
+            "evil",
+            &tar,
+            &mut Tree::new(),
+            UnpackOptions { merged_usr: false },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("escapes the root"), "{error}");
+    }
+}

@@ -1,0 +1,184 @@
+//! `Packages` indexes: every binary package of a suite, component and
+//! architecture, with its relations and the hash of its `.deb`.
+use crate::deb822;
+use crate::relation::{self, Alternatives, Dependency, RelationError};
+use crate::version::{InvalidVersion, Version};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    pub name: String,
+    pub version: Version,
+    /// `amd64`, `all`, …
+    pub architecture: String,
+    pub depends: Vec<Alternatives>,
+    pub pre_depends: Vec<Alternatives>,
+    pub conflicts: Vec<Alternatives>,
+    pub breaks: Vec<Alternatives>,
+    pub provides: Vec<Dependency>,
+    pub essential: bool,
+    /// `required`, `important`, `standard`, `optional`, …
+    pub priority: Option<String>,
+    /// Path of the `.deb` below the archive root: `pool/main/r/runit/…`.
+    pub filename: String,
+    pub size: u64,
+    pub sha256: String,
+    /// In KiB, as the index says; 0 when absent.
+    pub installed_size: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IndexError {
+    #[error("{index}: {source}")]
+    Syntax {
+        index: String,
+        #[source]
+        source: deb822::ParseError,
+    },
+    #[error("{index}: package {package}: missing `{field}`")]
+    Missing {
+        index: String,
+        package: String,
+        field: &'static str,
+    },
+    #[error("{index}: package {package}: {source}")]
+    Relation {
+        index: String,
+        package: String,
+        #[source]
+        source: RelationError,
+    },
+    #[error("{index}: package {package}: {source}")]
+    Version {
+        index: String,
+        package: String,
+        #[source]
+        source: InvalidVersion,
+    },
+    #[error("{index}: package {package}: bad `{field}` value `{value}`")]
+    Field {
+        index: String,
+        package: String,
+        field: &'static str,
+        value: String,
+    },
+}
+
+/// Parses a whole (decompressed) `Packages` file. `index` names it in errors.
+pub fn parse_packages(index: &str, text: &str) -> Result<Vec<Package>, IndexError> {
+    let paragraphs = deb822::parse(text).map_err(|source| IndexError::Syntax {
+        index: index.to_owned(),
+        source,
+    })?;
+    paragraphs
+        .iter()
+        .map(|paragraph| parse_package(index, paragraph))
+        .collect()
+}
+
+fn parse_package(index: &str, paragraph: &deb822::Paragraph<'_>) -> Result<Package, IndexError> {
+    let name = paragraph.get("Package").unwrap_or("").to_owned();
+    let missing = |field: &'static str| IndexError::Missing {
+        index: index.to_owned(),
+        package: name.clone(),
+        field,
+    };
+    let required = |field: &'static str| paragraph.get(field).ok_or_else(|| missing(field));
+    if name.is_empty() {
+        return Err(missing("Package"));
+    }
+    let relations = |field: &'static str| -> Result<Vec<Alternatives>, IndexError> {
+        relation::parse(paragraph.get(field).unwrap_or("")).map_err(|source| IndexError::Relation {
+            index: index.to_owned(),
+            package: name.clone(),
+            source,
+        })
+    };
+    let number = |field: &'static str, value: &str| -> Result<u64, IndexError> {
+        value.trim().parse().map_err(|_| IndexError::Field {
+            index: index.to_owned(),
+            package: name.clone(),
+            field,
+            value: value.to_owned(),
+        })
+    };
+    let version = Version::parse(required("Version")?).map_err(|source| IndexError::Version {
+        index: index.to_owned(),
+        package: name.clone(),
+        source,
+    })?;
+    let sha256 = required("SHA256")?.to_ascii_lowercase();
+    if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(IndexError::Field {
+            index: index.to_owned(),
+            package: name.clone(),
+            field: "SHA256",
+            value: sha256,
+        });
+    }
+    let filename = required("Filename")?.to_owned();
+    if filename.starts_with('/') || filename.split('/').any(|c| c == "..") {
+        return Err(IndexError::Field {
+            index: index.to_owned(),
+            package: name.clone(),
+            field: "Filename",
+            value: filename,
+        });
+    }
+    Ok(Package {
+        version,
+        architecture: required("Architecture")?.to_owned(),
+        depends: relations("Depends")?,
+        pre_depends: relations("Pre-Depends")?,
+        conflicts: relations("Conflicts")?,
+        breaks: relations("Breaks")?,
+        provides: relations("Provides")?.into_iter().flatten().collect(),
+        essential: paragraph.get("Essential") == Some("yes"),
+        priority: paragraph.get("Priority").map(str::to_owned),
+        filename,
+        size: number("Size", required("Size")?)?,
+        sha256,
+        installed_size: paragraph
+            .get("Installed-Size")
+            .map(|v| number("Installed-Size", v))
+            .transpose()?
+            .unwrap_or(0),
+        name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_package() {
+        let text = "Package: runit\nVersion: 2.2.0-3\nArchitecture: amd64\nDepends: libc6 (>= 2.34), runit-helper (>= 2.14.0~), sysuser-helper\nBreaks: runit-init (<< 2.1.2-51~)\nProvides: runit-run (= 1)\nInstalled-Size: 348\nFilename: pool/main/r/runit/runit_2.2.0-3_amd64.deb\nSize: 132208\nSHA256: 1111111111111111111111111111111111111111111111111111111111111111\n";
+        let packages = parse_packages("test", text).unwrap();
+        let runit = &packages[0];
+        assert_eq!(runit.name, "runit");
+        assert_eq!(runit.depends.len(), 3);
+        assert_eq!(runit.provides[0].name, "runit-run");
+        assert_eq!(runit.installed_size, 348);
+        assert_eq!(
+            runit.breaks[0][0]
+                .constraint
+                .as_ref()
+                .unwrap()
+                .version
+                .as_str(),
+            "2.1.2-51~"
+        );
+    }
+
+    #[test]
+    fn bad_packages_name_the_index_and_package() {
+        let text = "Package: x\nVersion: 1\nArchitecture: all\nFilename: ../../etc/passwd\nSize: 1\nSHA256: 1111111111111111111111111111111111111111111111111111111111111111\n";
+        let error = parse_packages("main/binary-amd64/Packages", text).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "main/binary-amd64/Packages: package x: bad `Filename` value `../../etc/passwd`"
+        );
+        let error = parse_packages("idx", "Package: y\nArchitecture: all\n").unwrap_err();
+        assert_eq!(error.to_string(), "idx: package y: missing `Version`");
+    }
+}

@@ -1,0 +1,121 @@
+//! The signed Release text of a suite: its date and the SHA-256 and size of
+//! every index file.
+use std::collections::BTreeMap;
+
+use crate::deb822;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileHash {
+    pub sha256: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub suite: String,
+    pub codename: String,
+    /// As the archive wrote it: `Sat, 21 Nov 2026 09:15:44 UTC`.
+    pub date: String,
+    pub architectures: Vec<String>,
+    pub components: Vec<String>,
+    /// Path relative to `dists/<suite>/` → hash and size.
+    pub files: BTreeMap<String, FileHash>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReleaseError {
+    #[error("the Release file is malformed: {0}")]
+    Syntax(#[from] deb822::ParseError),
+    #[error("the Release file has no `{0}` field")]
+    Missing(&'static str),
+    #[error("the Release file has a malformed SHA256 line: `{0}`")]
+    BadHashLine(String),
+}
+
+impl Release {
+    pub fn parse(text: &str) -> Result<Release, ReleaseError> {
+        let paragraphs = deb822::parse(text)?;
+        let paragraph = paragraphs.first().ok_or(ReleaseError::Missing("Suite"))?;
+        let field = |name: &'static str| paragraph.get(name).ok_or(ReleaseError::Missing(name));
+        let mut files = BTreeMap::new();
+        for line in field("SHA256")?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let [sha256, size, path] = parts[..] else {
+                return Err(ReleaseError::BadHashLine(line.to_owned()));
+            };
+            let size = size
+                .parse()
+                .map_err(|_| ReleaseError::BadHashLine(line.to_owned()))?;
+            if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(ReleaseError::BadHashLine(line.to_owned()));
+            }
+            files.insert(
+                path.to_owned(),
+                FileHash {
+                    sha256: sha256.to_ascii_lowercase(),
+                    size,
+                },
+            );
+        }
+        let words = |name: &'static str| -> Vec<String> {
+            paragraph
+                .get(name)
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        };
+        Ok(Release {
+            suite: paragraph.get("Suite").unwrap_or("").to_owned(),
+            codename: paragraph.get("Codename").unwrap_or("").to_owned(),
+            date: field("Date")?.to_owned(),
+            architectures: words("Architectures"),
+            components: words("Components"),
+            files,
+        })
+    }
+
+    /// The best-compressed `Packages` index for a component and
+    /// architecture, with its hash: `main/binary-amd64/Packages.xz`.
+    pub fn packages_index(&self, component: &str, arch: &str) -> Option<(String, &FileHash)> {
+        ["xz", "gz"].iter().find_map(|ext| {
+            let path = format!("{component}/binary-{arch}/Packages.{ext}");
+            self.files.get(&path).map(|hash| (path, hash))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RELEASE: &str = "Origin: Debian\nSuite: stable\nCodename: trixie\nDate: Sat, 21 Nov 2026 09:15:44 UTC\nArchitectures: all amd64 arm64\nComponents: main contrib\nSHA256:\n 0000000000000000000000000000000000000000000000000000000000000001 1234 main/binary-amd64/Packages.xz\n 0000000000000000000000000000000000000000000000000000000000000002 99999 main/binary-amd64/Packages\n";
+
+    #[test]
+    fn parses_date_and_hashes() {
+        let release = Release::parse(RELEASE).unwrap();
+        assert_eq!(release.codename, "trixie");
+        assert_eq!(release.date, "Sat, 21 Nov 2026 09:15:44 UTC");
+        let (path, hash) = release.packages_index("main", "amd64").unwrap();
+        assert_eq!(path, "main/binary-amd64/Packages.xz");
+        assert_eq!(hash.size, 1234);
+        assert!(release.packages_index("main", "armel").is_none());
+    }
+
+    #[test]
+    fn malformed_hash_lines_are_refused() {
+        let bad = RELEASE.replace(" 1234 ", " lots ");
+        assert!(matches!(
+            Release::parse(&bad),
+            Err(ReleaseError::BadHashLine(_))
+        ));
+        assert!(matches!(
+            Release::parse("Suite: x\n"),
+            Err(ReleaseError::Missing(_))
+        ));
+    }
+}
