@@ -51,7 +51,7 @@ pub enum DebError {
     Tree {
         package: String,
         #[source]
-        source: TreeError,
+        source: Box<TreeError>,
     },
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -194,7 +194,7 @@ pub fn unpack_tar(
         };
         TreePath::parse(&path).map_err(|source| DebError::Tree {
             package: package.to_owned(),
-            source,
+            source: Box::new(source),
         })
     };
     let mut unpacked = Unpacked::default();
@@ -222,7 +222,7 @@ pub fn unpack_tar(
         let node = Entry::new(kind, entry.mode, package).owned(entry.uid, entry.gid);
         tree.insert(path, node).map_err(|source| DebError::Tree {
             package: package.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
         unpacked.entries += 1;
     }

@@ -19,12 +19,19 @@ pub struct Download {
     pub sha256: String,
     /// What it is, for messages: `runit 2.2.0-3`.
     pub label: String,
+    /// Another path with the same content, tried when `path` is missing
+    /// (an index's plain name when its `by-hash` name is absent).
+    pub alternate: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("cannot fetch {url}: {reason}")]
-    Failed { url: String, reason: String },
+    Failed {
+        url: String,
+        reason: String,
+        permanent: bool,
+    },
     #[error("{url} is not what the signed index promises ({what}): the mirror or the connection corrupted it")]
     Mismatch { url: String, what: String },
     #[error("{label} is not in the cache and --offline forbids downloading it\nhint: run once without --offline to fill the cache")]
@@ -106,7 +113,26 @@ impl Fetcher {
                 label: download.label.clone(),
             });
         }
-        let url = self.url(&download.path);
+        match self.download(cache, bucket, download, &download.path, progress) {
+            Err(FetchError::Failed {
+                permanent: true, ..
+            }) if download.alternate.is_some() => {
+                let alternate = download.alternate.as_deref().unwrap_or_default();
+                self.download(cache, bucket, download, alternate, progress)
+            }
+            other => other,
+        }
+    }
+
+    fn download(
+        &self,
+        cache: &Cache,
+        bucket: Bucket,
+        download: &Download,
+        path: &str,
+        progress: &dyn Progress,
+    ) -> Result<PathBuf, FetchError> {
+        let url = self.url(path);
         self.retry(&url, || {
             let mut entry = cache
                 .create(bucket, &download.sha256)
@@ -139,10 +165,10 @@ impl Fetcher {
                 progress.advance(n as u64);
             }
             if received < download.size {
-                return Err(Attempt::Transient(format!(
-                    "truncated: {received} of {} bytes",
-                    download.size
-                )));
+                return Err(Attempt::Short {
+                    received,
+                    expected: download.size,
+                });
             }
             let sha256 = hex::encode(hasher.finalize());
             if sha256 != download.sha256 {
@@ -232,6 +258,7 @@ impl Fetcher {
     ) -> Result<T, FetchError> {
         let mut delay = self.backoff;
         let mut last = String::new();
+        let mut last_short = None;
         for number in 1..=self.attempts.max(1) {
             match attempt() {
                 Ok(value) => return Ok(value),
@@ -240,7 +267,24 @@ impl Fetcher {
                     return Err(FetchError::Failed {
                         url: url.to_owned(),
                         reason,
+                        permanent: true,
                     })
+                }
+                Err(Attempt::Short { received, expected }) => {
+                    // The same short length every time means the mirror
+                    // holds another file under this name (e.g. mid-sync).
+                    if last_short == Some(received) {
+                        return Err(FetchError::Mismatch {
+                            url: url.to_owned(),
+                            what: format!("{received} bytes, expected {expected}; the mirror may be in the middle of an update: try again later or use another mirror"),
+                        });
+                    }
+                    last_short = Some(received);
+                    last = format!("truncated: {received} of {expected} bytes");
+                    if number < self.attempts {
+                        std::thread::sleep(delay);
+                        delay *= 2;
+                    }
                 }
                 Err(Attempt::Transient(reason)) => {
                     last = reason;
@@ -254,6 +298,7 @@ impl Fetcher {
         Err(FetchError::Failed {
             url: url.to_owned(),
             reason: format!("{last} (gave up after {} attempts)", self.attempts),
+            permanent: false,
         })
     }
 }
@@ -261,6 +306,11 @@ impl Fetcher {
 enum Attempt {
     /// Worth trying again.
     Transient(String),
+    /// The body ended early.
+    Short {
+        received: u64,
+        expected: u64,
+    },
     /// Will fail the same way again.
     Permanent(String),
     Fatal(FetchError),

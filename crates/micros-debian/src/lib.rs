@@ -5,13 +5,16 @@
 //! them, the content-addressed cache, and unpacking `.deb` files into the
 //! rootfs tree.
 pub mod ar;
+pub mod archive;
 pub mod cache;
 pub mod deb;
 pub mod deb822;
 pub mod fetch;
 pub mod index;
+pub mod lock;
 pub mod relation;
 pub mod release;
+pub mod resolve;
 pub mod signature;
 pub mod solver;
 pub mod sources;

@@ -18,6 +18,10 @@ pub struct Release {
     pub date: String,
     pub architectures: Vec<String>,
     pub components: Vec<String>,
+    /// Whether indexes can be fetched by their hash (`by-hash/SHA256/…`),
+    /// which avoids reading an index newer than the Release during a
+    /// mirror update.
+    pub acquire_by_hash: bool,
     /// Path relative to `dists/<suite>/` → hash and size.
     pub files: BTreeMap<String, FileHash>,
 }
@@ -75,6 +79,9 @@ impl Release {
             date: field("Date")?.to_owned(),
             architectures: words("Architectures"),
             components: words("Components"),
+            acquire_by_hash: paragraph
+                .get("Acquire-By-Hash")
+                .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
             files,
         })
     }
@@ -86,6 +93,14 @@ impl Release {
             let path = format!("{component}/binary-{arch}/Packages.{ext}");
             self.files.get(&path).map(|hash| (path, hash))
         })
+    }
+
+    /// Where to download the index at `path` (relative to `dists/<suite>/`).
+    pub fn download_path(&self, path: &str, hash: &FileHash) -> String {
+        match (self.acquire_by_hash, path.rsplit_once('/')) {
+            (true, Some((dir, _))) => format!("{dir}/by-hash/SHA256/{}", hash.sha256),
+            _ => path.to_owned(),
+        }
     }
 }
 

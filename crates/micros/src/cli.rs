@@ -25,6 +25,8 @@ enum Command {
     Options(commands::options::Args),
     /// Write a commented starter `system.ncl`
     Init(commands::init::Args),
+    /// Resolve the configuration's Debian packages into `micros.lock`
+    Lock(commands::lock::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -33,6 +35,7 @@ pub fn run() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Options(args) => commands::options::run(args),
         Command::Init(args) => commands::init::run(args),
+        Command::Lock(args) => commands::lock::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! Nickel configuration.
 mod cli;
 mod commands;
+mod packages;
 
 fn main() -> std::process::ExitCode {
     cli::run()

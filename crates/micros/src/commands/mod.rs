@@ -1,5 +1,6 @@
 pub mod eval;
 pub mod init;
+pub mod lock;
 pub mod options;
 
 use std::path::Path;

@@ -1,0 +1,288 @@
+//! From what a configuration asks for to a lock, the way cargo does it: an
+//! up-to-date lock is used as is (no network); a request the lock does not
+//! cover extends it, keeping the locked versions, unless `--locked` forbids
+//! it; `--update` solves afresh.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use crate::archive::{Archive, ArchiveError, Source};
+use crate::cache::{Bucket, Cache};
+use crate::fetch::{Download, FetchError, Fetcher, Progress};
+use crate::index::Package;
+use crate::lock::{Lock, LockedExclusion, LockedPackage, FORMAT_VERSION};
+use crate::solver::{self, Request, SolveError};
+use crate::version::Version;
+
+/// What the configuration asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub packages: BTreeSet<String>,
+    /// Name → who excluded it and why.
+    pub exclude: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Use the lock if it covers the request, extend it otherwise.
+    Normal,
+    /// Fail rather than change the lock.
+    Locked,
+    /// Solve again against the current archive.
+    Update,
+}
+
+/// What resolving found.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub lock: Lock,
+    /// Whether the lock differs from the one given.
+    pub changed: bool,
+    /// What the exclusions saved: (packages, bytes of .deb files, installed KiB).
+    pub saved: Option<(usize, u64, u64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("micros.lock is out of date: {what}\nhint: run `micros lock` (or build without --locked) to update it")]
+    Outdated { what: String },
+    #[error("micros.lock is out of date ({what}) and --offline forbids reading the archive\nhint: run `micros lock` once with network access")]
+    OfflineOutdated { what: String },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Solve(#[from] SolveError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+}
+
+/// Why `lock` does not serve `wanted` from `source`, if it does not.
+pub fn lock_mismatch(lock: &Lock, wanted: &Wanted, source: &Source) -> Option<String> {
+    if lock.suite != source.suite {
+        return Some(format!(
+            "it is for suite {}, the config asks for {}",
+            lock.suite, source.suite
+        ));
+    }
+    if lock.architecture != source.architecture {
+        return Some(format!(
+            "it is for {}, the config builds for {}",
+            lock.architecture, source.architecture
+        ));
+    }
+    if lock.components != source.components {
+        return Some(format!(
+            "it was solved over components {:?}, the config uses {:?}",
+            lock.components, source.components
+        ));
+    }
+    let locked: BTreeSet<&String> = lock.request.iter().collect();
+    let asked: BTreeSet<&String> = wanted.packages.iter().collect();
+    if let Some(missing) = asked.difference(&locked).next() {
+        return Some(format!("the config asks for `{missing}`, which it lacks"));
+    }
+    if let Some(extra) = locked.difference(&asked).next() {
+        return Some(format!(
+            "it still holds `{extra}`, which the config no longer asks for"
+        ));
+    }
+    let excluded: BTreeMap<&String, &String> = lock
+        .exclusions
+        .iter()
+        .map(|e| (&e.name, &e.reason))
+        .collect();
+    for (name, reason) in &wanted.exclude {
+        let applied = excluded.get(name);
+        if applied.is_some_and(|r| *r != reason) {
+            return Some(format!("the exclusion of `{name}` changed"));
+        }
+    }
+    for name in excluded.keys() {
+        if !wanted.exclude.contains_key(*name) {
+            return Some(format!("the config no longer excludes `{name}`"));
+        }
+    }
+    // A new exclusion that would drop a locked package.
+    if let Some(name) = wanted
+        .exclude
+        .keys()
+        .find(|name| lock.package(name).is_some() && !excluded.contains_key(name))
+    {
+        return Some(format!("the config now excludes `{name}`"));
+    }
+    None
+}
+
+pub fn resolve(
+    wanted: &Wanted,
+    source: &Source,
+    existing: Option<&Lock>,
+    mode: LockMode,
+    fetcher: &Fetcher,
+    cache: &Cache,
+    progress: &dyn Progress,
+) -> Result<Resolved, ResolveError> {
+    if mode != LockMode::Update {
+        if let Some(lock) = existing {
+            match lock_mismatch(lock, wanted, source) {
+                None => {
+                    return Ok(Resolved {
+                        lock: lock.clone(),
+                        changed: false,
+                        saved: None,
+                    })
+                }
+                Some(what) if mode == LockMode::Locked => {
+                    return Err(ResolveError::Outdated { what })
+                }
+                Some(what) if fetcher.offline => {
+                    return Err(ResolveError::OfflineOutdated { what })
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    if fetcher.offline {
+        return Err(ResolveError::OfflineOutdated {
+            what: "there is no lock yet".to_owned(),
+        });
+    }
+    let archive = Archive::open(source, fetcher, cache, progress)?;
+    let prefer = match (mode, existing) {
+        (LockMode::Update, _) | (_, None) => BTreeMap::new(),
+        (_, Some(lock)) => lock
+            .versions()
+            .into_iter()
+            .filter_map(|(name, version)| Version::parse(&version).ok().map(|v| (name, v)))
+            .collect(),
+    };
+    let request = Request {
+        packages: wanted.packages.iter().cloned().collect(),
+        exclude: wanted.exclude.clone(),
+        prefer,
+    };
+    let solution = solver::solve(&archive.packages, &request)?;
+    let lock = build_lock(&archive, source, wanted, &solution);
+
+    // What the exclusions saved: solve once more without them.
+    let saved = if wanted.exclude.is_empty() {
+        Some((0, 0, 0))
+    } else {
+        let without = Request {
+            exclude: BTreeMap::new(),
+            ..request
+        };
+        solver::solve(&archive.packages, &without).ok().map(|full| {
+            let kept: BTreeSet<usize> = solution.packages.iter().copied().collect();
+            let dropped: Vec<&Package> = full
+                .packages
+                .iter()
+                .filter(|i| !kept.contains(i))
+                .map(|&i| &archive.packages[i])
+                .collect();
+            (
+                dropped.len(),
+                dropped.iter().map(|p| p.size).sum(),
+                dropped.iter().map(|p| p.installed_size).sum(),
+            )
+        })
+    };
+    let changed = existing != Some(&lock);
+    Ok(Resolved {
+        lock,
+        changed,
+        saved,
+    })
+}
+
+fn build_lock(
+    archive: &Archive,
+    source: &Source,
+    wanted: &Wanted,
+    solution: &solver::Solution,
+) -> Lock {
+    let chosen: BTreeMap<&str, &Package> = solution
+        .packages
+        .iter()
+        .map(|&i| (archive.packages[i].name.as_str(), &archive.packages[i]))
+        .collect();
+    // Who provides each virtual name among the chosen packages.
+    let mut providers: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for package in chosen.values() {
+        for provided in &package.provides {
+            providers
+                .entry(provided.name.as_str())
+                .or_default()
+                .push(package.name.as_str());
+        }
+    }
+    let packages = chosen
+        .values()
+        .map(|package| {
+            let mut depends = BTreeSet::new();
+            for group in package.pre_depends.iter().chain(&package.depends) {
+                let satisfied = group.iter().find_map(|d| {
+                    if chosen.contains_key(d.name.as_str()) {
+                        Some(d.name.as_str())
+                    } else {
+                        providers
+                            .get(d.name.as_str())
+                            .and_then(|p| p.first().copied())
+                    }
+                });
+                if let Some(name) = satisfied {
+                    depends.insert(name.to_owned());
+                }
+            }
+            LockedPackage {
+                name: package.name.clone(),
+                version: package.version.to_string(),
+                architecture: package.architecture.clone(),
+                filename: package.filename.clone(),
+                size: package.size,
+                sha256: package.sha256.clone(),
+                installed_size: package.installed_size,
+                depends: depends.into_iter().collect(),
+            }
+        })
+        .collect();
+    Lock {
+        version: FORMAT_VERSION,
+        suite: source.suite.clone(),
+        date: archive.release.date.clone(),
+        architecture: source.architecture.clone(),
+        components: source.components.clone(),
+        request: wanted.packages.iter().cloned().collect(),
+        exclusions: solution
+            .exclusions
+            .iter()
+            .map(|(name, applied)| LockedExclusion {
+                name: name.clone(),
+                reason: applied.reason.clone(),
+                required_by: applied.required_by.iter().cloned().collect(),
+            })
+            .collect(),
+        packages,
+    }
+}
+
+/// Makes every locked `.deb` available in the cache (downloading what is
+/// missing or damaged) and returns their paths, in lock order.
+pub fn fetch_packages(
+    lock: &Lock,
+    fetcher: &Fetcher,
+    cache: &Cache,
+    progress: &dyn Progress,
+) -> Result<Vec<PathBuf>, FetchError> {
+    let downloads: Vec<Download> = lock
+        .packages
+        .iter()
+        .map(|p| Download {
+            path: p.filename.clone(),
+            size: p.size,
+            sha256: p.sha256.clone(),
+            label: format!("{} {}", p.name, p.version),
+            alternate: None,
+        })
+        .collect();
+    fetcher.fetch_all(cache, Bucket::Debs, &downloads, progress)
+}

@@ -1,0 +1,446 @@
+//! The archive client against a signed test archive on 127.0.0.1.
+use std::time::Duration;
+
+use micros_debian::archive::Source;
+use micros_debian::cache::{Bucket, Cache};
+use micros_debian::fetch::{Fetcher, Silent};
+use micros_debian::lock::Lock;
+use micros_debian::resolve::{fetch_packages, resolve, LockMode, ResolveError, Wanted};
+use micros_test_archive::{Fault, TestArchive, TestPackage};
+
+struct Setup {
+    archive: TestArchive,
+    url: String,
+    cache_dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let mut archive = TestArchive::new("testing");
+        archive
+            .add(
+                TestPackage::new("libc6", "2.41-12")
+                    .field("Priority", "required")
+                    .file("./lib/x86_64-linux-gnu/libc.so.6", b"\x7fELF libc", 0o755),
+            )
+            .add(TestPackage::new("busybox-static", "1:1.37.0-6").file(
+                "./bin/busybox",
+                b"\x7fELF busybox",
+                0o755,
+            ))
+            .add(
+                TestPackage::new("runit", "2.2.0-3")
+                    .field("Depends", "libc6 (>= 2.34), runit-helper, sysuser-helper"),
+            )
+            .add(TestPackage::new("runit-helper", "2.16.4").arch("all"))
+            .add(
+                TestPackage::new("sysuser-helper", "1.6.0")
+                    .arch("all")
+                    .field("Depends", "perl-base, adduser"),
+            )
+            .add(TestPackage::new("perl-base", "5.40.1-6").file(
+                "./usr/bin/perl",
+                &[0u8; 4000],
+                0o755,
+            ))
+            .add(
+                TestPackage::new("adduser", "3.152")
+                    .arch("all")
+                    .field("Depends", "perl-base"),
+            )
+            .add(
+                TestPackage::new("mawk", "1.3.4")
+                    .field("Provides", "awk")
+                    .field("Priority", "required"),
+            )
+            .add(
+                TestPackage::new("gawk", "5.2.1")
+                    .field("Provides", "awk")
+                    .field("Priority", "optional"),
+            )
+            .add(TestPackage::new("needs-awk", "1.0").field("Depends", "original-awk | awk"))
+            .add(TestPackage::new("old-lib", "1.0"))
+            .add(TestPackage::new("wants-new-lib", "1.0").field("Depends", "old-lib (>= 2.0)"))
+            .add(TestPackage::new("dropbear-bin", "2025.89-1").field("Depends", "libc6"));
+        archive.publish();
+        let url = archive.serve();
+        Setup {
+            archive,
+            url,
+            cache_dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn source(&self) -> Source {
+        Source {
+            suite: "testing".into(),
+            components: vec!["main".into()],
+            architecture: "amd64".into(),
+            keyring: self.archive.keyring(),
+        }
+    }
+
+    fn fetcher(&self) -> Fetcher {
+        let mut fetcher = Fetcher::new(&self.url);
+        fetcher.backoff = Duration::from_millis(5);
+        fetcher
+    }
+
+    fn cache(&self) -> Cache {
+        Cache::open(self.cache_dir.path().to_owned()).unwrap()
+    }
+
+    fn resolve(&self, packages: &[&str]) -> Result<Lock, ResolveError> {
+        self.resolve_with(packages, &[], None, LockMode::Normal, &self.fetcher())
+    }
+
+    fn resolve_with(
+        &self,
+        packages: &[&str],
+        exclude: &[&str],
+        existing: Option<&Lock>,
+        mode: LockMode,
+        fetcher: &Fetcher,
+    ) -> Result<Lock, ResolveError> {
+        let wanted = Wanted {
+            packages: packages.iter().map(|s| s.to_string()).collect(),
+            exclude: exclude
+                .iter()
+                .map(|s| (s.to_string(), format!("test: {s} is not needed")))
+                .collect(),
+        };
+        resolve(
+            &wanted,
+            &self.source(),
+            existing,
+            mode,
+            fetcher,
+            &self.cache(),
+            &Silent,
+        )
+        .map(|r| r.lock)
+    }
+}
+
+fn names(lock: &Lock) -> Vec<String> {
+    lock.packages
+        .iter()
+        .map(|p| format!("{}={}", p.name, p.version))
+        .collect()
+}
+
+#[test]
+fn resolves_fetches_and_unpacks() {
+    let setup = Setup::new();
+    let lock = setup
+        .resolve_with(
+            &["busybox-static", "runit"],
+            &["sysuser-helper"],
+            None,
+            LockMode::Normal,
+            &setup.fetcher(),
+        )
+        .unwrap();
+    assert_eq!(
+        names(&lock),
+        [
+            "busybox-static=1:1.37.0-6",
+            "libc6=2.41-12",
+            "runit=2.2.0-3",
+            "runit-helper=2.16.4"
+        ]
+    );
+    assert_eq!(lock.exclusions.len(), 1);
+    assert_eq!(lock.exclusions[0].name, "sysuser-helper");
+    assert_eq!(lock.exclusions[0].required_by, ["runit"]);
+    assert_eq!(lock.date, "Sat, 01 Jan 2028 00:00:00 UTC");
+    assert!(
+        !lock.render().contains(&setup.url),
+        "the lock must not depend on the mirror"
+    );
+
+    let paths = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent).unwrap();
+    let mut tree = micros_image::Tree::new();
+    for (package, deb) in lock.packages.iter().zip(&paths) {
+        let tar = micros_debian::deb::data_tar(&setup.cache(), &package.name, deb, &package.sha256)
+            .unwrap();
+        micros_debian::deb::unpack_tar(
+            &package.name,
+            &tar,
+            &mut tree,
+            micros_debian::deb::UnpackOptions { merged_usr: true },
+        )
+        .unwrap();
+    }
+    let busybox = tree
+        .get(&micros_image::TreePath::parse("/usr/bin/busybox").unwrap())
+        .expect("busybox unpacked under merged /usr");
+    assert_eq!(busybox.mode, 0o755);
+    let micros_image::Kind::File(content) = &busybox.kind else {
+        panic!("not a file")
+    };
+    assert_eq!(content.read().unwrap(), b"\x7fELF busybox");
+}
+
+#[test]
+fn alternatives_and_virtual_packages() {
+    let setup = Setup::new();
+    let lock = setup.resolve(&["needs-awk"]).unwrap();
+    // original-awk does not exist; of the awk providers, the required one wins.
+    assert_eq!(names(&lock), ["mawk=1.3.4", "needs-awk=1.0"]);
+    assert_eq!(lock.package("needs-awk").unwrap().depends, ["mawk"]);
+}
+
+#[test]
+fn unsatisfiable_dependencies_are_explained() {
+    let setup = Setup::new();
+    let error = setup.resolve(&["wants-new-lib"]).unwrap_err().to_string();
+    assert!(error.contains("old-lib (>= 2.0)"), "{error}");
+    assert!(
+        error.contains("1.0"),
+        "the available version is named: {error}"
+    );
+}
+
+#[test]
+fn a_tampered_inrelease_is_refused_and_nothing_is_cached() {
+    let setup = Setup::new();
+    let path = setup.archive.root().join("dists/testing/InRelease");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("Origin: MicrOS test", "Origin: MicrOS evil");
+    std::fs::write(&path, text).unwrap();
+    let error = setup.resolve(&["libc6"]).unwrap_err().to_string();
+    assert!(error.contains("bad signature"), "{error}");
+    assert!(
+        !setup.cache_dir.path().join("indexes-v1").exists()
+            || std::fs::read_dir(setup.cache_dir.path().join("indexes-v1"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}
+
+#[test]
+fn an_unknown_key_and_a_missing_signature_are_refused() {
+    let setup = Setup::new();
+    let mut source = setup.source();
+    source.keyring = setup.archive.stranger_keyring();
+    let wanted = Wanted {
+        packages: ["libc6".to_string()].into(),
+        ..Wanted::default()
+    };
+    let error = resolve(
+        &wanted,
+        &source,
+        None,
+        LockMode::Normal,
+        &setup.fetcher(),
+        &setup.cache(),
+        &Silent,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("not in the keyring"), "{error}");
+
+    std::fs::write(
+        setup.archive.root().join("dists/testing/InRelease"),
+        "Suite: testing\n",
+    )
+    .unwrap();
+    let error = setup.resolve(&["libc6"]).unwrap_err().to_string();
+    assert!(
+        error.contains("not a clear-signed OpenPGP message"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_index_that_does_not_match_its_signed_hash_is_refused() {
+    let setup = Setup::new();
+    setup.archive.set_fault(
+        "dists/testing/main/binary-amd64/Packages.xz",
+        Some(Fault::Corrupt),
+    );
+    let error = setup.resolve(&["libc6"]).unwrap_err().to_string();
+    assert!(
+        error.contains("Packages.xz is not what the signed index promises"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_deb_that_does_not_match_its_hash_is_refused_and_not_cached() {
+    let setup = Setup::new();
+    let lock = setup.resolve(&["libc6"]).unwrap();
+    setup
+        .archive
+        .set_fault(&setup.archive.deb_path("libc6"), Some(Fault::Corrupt));
+    let error = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("SHA-256"), "{error}");
+    assert!(setup
+        .cache()
+        .get_verified(
+            Bucket::Debs,
+            &lock.packages[0].sha256,
+            lock.packages[0].size
+        )
+        .is_none());
+    let leftovers: Vec<_> = std::fs::read_dir(setup.cache_dir.path().join("debs-v1"))
+        .unwrap()
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no partial file is left behind: {leftovers:?}"
+    );
+}
+
+#[test]
+fn a_server_that_fails_then_recovers_is_retried() {
+    let setup = Setup::new();
+    let lock = setup.resolve(&["libc6"]).unwrap();
+    let deb = setup.archive.deb_path("libc6");
+    setup.archive.set_fault(&deb, Some(Fault::FailTimes(2)));
+    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent).unwrap();
+    let attempts = setup
+        .archive
+        .requests()
+        .iter()
+        .filter(|r| **r == deb)
+        .count();
+    assert_eq!(attempts, 3);
+}
+
+#[test]
+fn an_interrupted_download_leaves_a_valid_cache_and_a_rerun_completes_it() {
+    let setup = Setup::new();
+    let lock = setup.resolve(&["perl-base"]).unwrap();
+    let deb = setup.archive.deb_path("perl-base");
+    setup.archive.set_fault(&deb, Some(Fault::Truncate(100)));
+    let error = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains(&deb), "{error}");
+    setup.archive.set_fault(&deb, None);
+    let paths = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent).unwrap();
+    assert_eq!(
+        micros_debian::cache::hash_file(&paths[0]).unwrap(),
+        lock.packages[0].sha256
+    );
+}
+
+#[test]
+fn a_cached_file_is_never_downloaded_twice_and_a_damaged_one_is_fetched_again() {
+    let setup = Setup::new();
+    let lock = setup.resolve(&["dropbear-bin"]).unwrap();
+    let paths = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent).unwrap();
+    let count = |name: &str| {
+        setup
+            .archive
+            .requests()
+            .iter()
+            .filter(|r| **r == setup.archive.deb_path(name))
+            .count()
+    };
+    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent).unwrap();
+    assert_eq!(count("dropbear-bin"), 1);
+    let libc6 = lock
+        .packages
+        .iter()
+        .position(|p| p.name == "libc6")
+        .unwrap();
+    std::fs::write(&paths[libc6], b"garbage").unwrap();
+    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent).unwrap();
+    assert_eq!(count("dropbear-bin"), 1, "dropbear-bin is intact");
+    assert_eq!(count("libc6"), 2, "the damaged entry is fetched again");
+}
+
+#[test]
+fn the_lock_is_stable() {
+    let setup = Setup::new();
+    let first = setup
+        .resolve(&["runit", "busybox-static"])
+        .unwrap()
+        .render();
+    let other_cache = Setup {
+        archive: TestArchive::new("unused"),
+        url: setup.url.clone(),
+        cache_dir: tempfile::tempdir().unwrap(),
+    };
+    let fetcher = other_cache.fetcher();
+    let wanted = Wanted {
+        packages: ["busybox-static".to_string(), "runit".to_string()].into(),
+        ..Wanted::default()
+    };
+    let second = resolve(
+        &wanted,
+        &setup.source(),
+        None,
+        LockMode::Normal,
+        &fetcher,
+        &other_cache.cache(),
+        &Silent,
+    )
+    .unwrap()
+    .lock
+    .render();
+    assert_eq!(first, second);
+}
+
+#[test]
+fn locked_and_offline_modes() {
+    let setup = Setup::new();
+    let lock = setup.resolve(&["libc6"]).unwrap();
+    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent).unwrap();
+
+    // --locked: a request the lock lacks is an error, not a silent change.
+    let error = setup
+        .resolve_with(
+            &["libc6", "busybox-static"],
+            &[],
+            Some(&lock),
+            LockMode::Locked,
+            &setup.fetcher(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("asks for `busybox-static`, which it lacks"),
+        "{error}"
+    );
+
+    // Without --locked the lock is extended and keeps what it had.
+    let extended = setup
+        .resolve_with(
+            &["libc6", "busybox-static"],
+            &[],
+            Some(&lock),
+            LockMode::Normal,
+            &setup.fetcher(),
+        )
+        .unwrap();
+    assert_eq!(
+        names(&extended),
+        ["busybox-static=1:1.37.0-6", "libc6=2.41-12"]
+    );
+
+    // --offline with an up-to-date lock and a warm cache asks nothing of the network.
+    let before = setup.archive.requests().len();
+    let mut offline = setup.fetcher();
+    offline.offline = true;
+    let same = setup
+        .resolve_with(&["libc6"], &[], Some(&lock), LockMode::Normal, &offline)
+        .unwrap();
+    assert_eq!(same, lock);
+    fetch_packages(&same, &offline, &setup.cache(), &Silent).unwrap();
+    assert_eq!(setup.archive.requests().len(), before);
+
+    // --offline with a cold cache says what to do.
+    let cold = Cache::open(tempfile::tempdir().unwrap().keep()).unwrap();
+    let error = fetch_packages(&lock, &offline, &cold, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("--offline"), "{error}");
+}

@@ -1,0 +1,142 @@
+//! What a configuration asks of the Debian archive, and the lock file next
+//! to it.
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use micros_config::Config;
+use micros_debian::archive::{Source, DEFAULT_KEYRING};
+use micros_debian::lock::Lock;
+use micros_debian::resolve::Wanted;
+use micros_debian::sources::{find_mirror, Mirror};
+
+/// The lock file of the configuration at `config`.
+pub fn lock_path(config: &Path) -> PathBuf {
+    config
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("micros.lock")
+}
+
+/// The packages the configuration asks for: `environment.packages`, the
+/// kernel, and what the modules added; minus the exclusions.
+pub fn wanted(config: &Config) -> Wanted {
+    let mut wanted = Wanted::default();
+    wanted.packages.extend(
+        micros_config::model::enabled(&config.environment.packages)
+            .into_iter()
+            .map(str::to_owned),
+    );
+    wanted.packages.insert(config.boot.kernel.package.clone());
+    for (name, reason) in &config.packages.exclude {
+        if let Some(reason) = reason {
+            wanted.exclude.insert(name.clone(), reason.clone());
+        }
+    }
+    wanted
+}
+
+/// Where the packages come from: suite, components, architecture, keyring.
+pub fn source(config: &Config, config_path: &Path) -> Source {
+    let mut components = config.packages.source.components.clone();
+    let pi = &config.hardware.raspberry_pi;
+    if (pi.rpi1 || pi.rpi2 || pi.rpi3 || pi.rpi4)
+        && pi.firmware.is_none()
+        && !components.iter().any(|c| c == "non-free-firmware")
+    {
+        components.push("non-free-firmware".to_owned());
+    }
+    let keyring = match &config.packages.source.keyring {
+        Some(keyring) => config_path.parent().unwrap_or(Path::new(".")).join(keyring),
+        None => PathBuf::from(DEFAULT_KEYRING),
+    };
+    Source {
+        suite: config.packages.source.suite.clone(),
+        components,
+        architecture: config.platform.host.debian_arch().to_owned(),
+        keyring,
+    }
+}
+
+/// The mirror: `--mirror`, else `packages.source.mirror`, else
+/// `MICROS_MIRROR`, else the host's apt sources.
+pub fn mirror(config: &Config, flag: Option<&str>) -> anyhow::Result<Mirror> {
+    let configured = flag.or(config.packages.source.mirror.as_deref());
+    let environment = std::env::var("MICROS_MIRROR").ok();
+    Ok(find_mirror(
+        configured,
+        environment.as_deref(),
+        Path::new("/"),
+    )?)
+}
+
+pub fn read_lock(path: &Path) -> anyhow::Result<Option<Lock>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(Lock::parse(&path.display().to_string(), &text)?)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+pub fn write_lock(path: &Path, lock: &Lock) -> anyhow::Result<()> {
+    micros_debian::cache::write_atomic(path, lock.render().as_bytes())?;
+    Ok(())
+}
+
+/// A progress bar on a terminal, nothing otherwise.
+pub struct Bar(Option<indicatif::ProgressBar>);
+
+impl Bar {
+    pub fn new(message: &'static str) -> Bar {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Bar(None);
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg:>12} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec})",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(message);
+        Bar(Some(bar))
+    }
+}
+
+impl micros_debian::fetch::Progress for Bar {
+    fn start(&self, _files: usize, bytes: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(bytes);
+            bar.set_position(0);
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(bar) = &self.0 {
+            bar.inc(bytes);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `12.3 MB`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
