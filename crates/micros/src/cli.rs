@@ -27,6 +27,8 @@ enum Command {
     Init(commands::init::Args),
     /// Resolve the configuration's Debian packages into `micros.lock`
     Lock(commands::lock::Args),
+    /// Download the locked packages into the cache (for offline builds)
+    Fetch(commands::fetch::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -36,6 +38,7 @@ pub fn run() -> ExitCode {
         Command::Options(args) => commands::options::run(args),
         Command::Init(args) => commands::init::run(args),
         Command::Lock(args) => commands::lock::run(args),
+        Command::Fetch(args) => commands::fetch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
 pub mod eval;
+pub mod fetch;
 pub mod init;
 pub mod lock;
 pub mod options;
