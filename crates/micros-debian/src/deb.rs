@@ -187,6 +187,16 @@ pub fn unpack_tar(
     })?;
     let shared = Arc::new(data_tar.to_owned());
     let place = |path: &str| -> Result<TreePath, DebError> {
+        // dpkg-deb writes `./`-relative names; an absolute one means a
+        // hand-made or hostile archive.
+        if path.starts_with('/') {
+            return Err(DebError::Tree {
+                package: package.to_owned(),
+                source: Box::new(TreeError::Escapes {
+                    path: path.to_owned(),
+                }),
+            });
+        }
         let path = if options.merged_usr {
             merged_usr_path(path)
         } else {
@@ -306,17 +316,15 @@ mod tests {
             "{error}"
         );
 
-        let evil = tar::build(&[("./../../etc/passwd", '0', 0o644, b"root::0:0", "")]);
-        std::fs::write(&path, deb("data.tar", &evil)).unwrap();
-        let tar = data_tar(&cache, "evil", &path, "def").unwrap();
-        let error = unpack_tar(
-            "evil",
-            &tar,
-            &mut Tree::new(),
-            UnpackOptions { merged_usr: false },
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(error.contains("escapes the root"), "{error}");
+        for (index, evil) in ["./../../etc/passwd", "/etc/passwd"].iter().enumerate() {
+            let archive = tar::build(&[(evil, '0', 0o644, b"root::0:0", "")]);
+            std::fs::write(&path, deb("data.tar", &archive)).unwrap();
+            let tar = data_tar(&cache, "evil", &path, &format!("evil{index}")).unwrap();
+            let options = UnpackOptions { merged_usr: false };
+            let error = unpack_tar("evil", &tar, &mut Tree::new(), options)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("escapes the root"), "{evil}: {error}");
+        }
     }
 }

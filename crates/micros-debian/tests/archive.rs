@@ -444,3 +444,39 @@ fn locked_and_offline_modes() {
         .to_string();
     assert!(error.contains("--offline"), "{error}");
 }
+
+#[test]
+fn two_processes_can_share_the_cache() {
+    let setup = Setup::new();
+    let lock = setup
+        .resolve(&["busybox-static", "runit", "dropbear-bin", "perl-base"])
+        .unwrap();
+    // Two fetchers at once into one empty cache directory, as two `micros`
+    // processes would: both succeed and every entry is intact.
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent))
+            })
+            .collect();
+        for handle in handles {
+            handle.join().unwrap().unwrap();
+        }
+    });
+    for package in &lock.packages {
+        assert!(
+            setup
+                .cache()
+                .get_verified(Bucket::Debs, &package.sha256, package.size)
+                .is_some(),
+            "{}",
+            package.name
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(setup.cache_dir.path().join("debs-v1"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
