@@ -1,0 +1,211 @@
+//! Naming a block device (`/dev/vda`, `LABEL=…`, `PARTUUID=…`) and finding
+//! it: partition UUIDs are read from the partition tables themselves (MBR
+//! disk signature + partition number, or the GPT entry's GUID), since the
+//! kernel does not publish them in sysfs.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    Path(String),
+    Label(String),
+    /// Lowercase, as written by MicrOS: `1234abcd-02` (MBR) or a GUID.
+    PartUuid(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvalidDevice {
+    Empty,
+    NotAPath(String),
+    BadPartUuid(String),
+}
+
+impl std::fmt::Display for InvalidDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InvalidDevice::Empty => write!(f, "no device given"),
+            InvalidDevice::NotAPath(text) => write!(
+                f,
+                "`{text}` is not a device (expected /dev/..., LABEL=... or PARTUUID=...)"
+            ),
+            InvalidDevice::BadPartUuid(text) => write!(
+                f,
+                "`{text}` is not a partition UUID (expected xxxxxxxx-nn or a GUID)"
+            ),
+        }
+    }
+}
+
+impl DeviceSpec {
+    pub fn parse(text: &str) -> Result<DeviceSpec, InvalidDevice> {
+        if text.is_empty() {
+            return Err(InvalidDevice::Empty);
+        }
+        if let Some(label) = text.strip_prefix("LABEL=") {
+            return if label.is_empty() {
+                Err(InvalidDevice::Empty)
+            } else {
+                Ok(DeviceSpec::Label(label.to_owned()))
+            };
+        }
+        if let Some(uuid) = text.strip_prefix("PARTUUID=") {
+            let uuid = uuid.to_ascii_lowercase();
+            let mbr = uuid.len() == 11
+                && uuid.as_bytes()[8] == b'-'
+                && uuid
+                    .chars()
+                    .filter(|&c| c != '-')
+                    .all(|c| c.is_ascii_hexdigit());
+            let gpt = uuid.len() == 36
+                && uuid.split('-').map(str::len).eq([8, 4, 4, 4, 12])
+                && uuid
+                    .chars()
+                    .filter(|&c| c != '-')
+                    .all(|c| c.is_ascii_hexdigit());
+            return if mbr || gpt {
+                Ok(DeviceSpec::PartUuid(uuid))
+            } else {
+                Err(InvalidDevice::BadPartUuid(text.to_owned()))
+            };
+        }
+        if text.starts_with("/dev/") {
+            return Ok(DeviceSpec::Path(text.to_owned()));
+        }
+        Err(InvalidDevice::NotAPath(text.to_owned()))
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Path(path) => write!(f, "{path}"),
+            DeviceSpec::Label(label) => write!(f, "LABEL={label}"),
+            DeviceSpec::PartUuid(uuid) => write!(f, "PARTUUID={uuid}"),
+        }
+    }
+}
+
+/// The partition UUIDs of a disk, from its first sectors: for an MBR disk
+/// `<disk signature>-<partition number>`, for GPT each entry's GUID.
+/// Returns (partition number, UUID) pairs; empty for no known table.
+pub fn partition_uuids(first_sectors: &[u8], sector: usize) -> Vec<(u32, String)> {
+    if first_sectors.len() < 512 || first_sectors[510..512] != [0x55, 0xaa] {
+        return Vec::new();
+    }
+    let protective = first_sectors[446 + 4] == 0xee;
+    if protective && first_sectors.len() >= 2 * sector {
+        let header = &first_sectors[sector..];
+        if &header[0..8] == b"EFI PART" {
+            let entries_lba =
+                u64::from_le_bytes(header[72..80].try_into().expect("8 bytes")) as usize;
+            let count = u32::from_le_bytes(header[80..84].try_into().expect("4 bytes")) as usize;
+            let size = u32::from_le_bytes(header[84..88].try_into().expect("4 bytes")) as usize;
+            let mut uuids = Vec::new();
+            for index in 0..count.min(128) {
+                let start = entries_lba * sector + index * size;
+                let Some(entry) = first_sectors.get(start..start + 128) else {
+                    break;
+                };
+                if entry[0..16].iter().all(|&b| b == 0) {
+                    continue; // Unused entry (no type GUID).
+                }
+                uuids.push((index as u32 + 1, guid(&entry[16..32])));
+            }
+            return uuids;
+        }
+    }
+    let signature = u32::from_le_bytes(first_sectors[440..444].try_into().expect("4 bytes"));
+    (0..4)
+        .filter(|i| first_sectors[446 + i * 16 + 4] != 0)
+        .map(|i| (i as u32 + 1, format!("{signature:08x}-{:02x}", i + 1)))
+        .collect()
+}
+
+/// A GUID as text: the first three fields are little-endian on disk.
+fn guid(bytes: &[u8]) -> String {
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{}",
+        u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")),
+        u16::from_le_bytes(bytes[4..6].try_into().expect("2 bytes")),
+        u16::from_le_bytes(bytes[6..8].try_into().expect("2 bytes")),
+        bytes[8],
+        bytes[9],
+        bytes[10..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_specs() {
+        assert_eq!(
+            DeviceSpec::parse("/dev/vda").unwrap(),
+            DeviceSpec::Path("/dev/vda".into())
+        );
+        assert_eq!(
+            DeviceSpec::parse("LABEL=root").unwrap(),
+            DeviceSpec::Label("root".into())
+        );
+        assert_eq!(
+            DeviceSpec::parse("PARTUUID=1234ABCD-02").unwrap(),
+            DeviceSpec::PartUuid("1234abcd-02".into())
+        );
+        assert!(DeviceSpec::parse("PARTUUID=0fc63daf-8483-4772-8e79-3d69d8477de4").is_ok());
+        assert!(matches!(
+            DeviceSpec::parse("PARTUUID=xyz"),
+            Err(InvalidDevice::BadPartUuid(_))
+        ));
+        assert!(matches!(
+            DeviceSpec::parse("vda"),
+            Err(InvalidDevice::NotAPath(_))
+        ));
+        assert_eq!(
+            DeviceSpec::parse("PARTUUID=1234abcd-02")
+                .unwrap()
+                .to_string(),
+            "PARTUUID=1234abcd-02"
+        );
+    }
+
+    #[test]
+    fn mbr_partuuids() {
+        let mut disk = vec![0u8; 512];
+        disk[440..444].copy_from_slice(&0x1234abcdu32.to_le_bytes());
+        disk[446 + 4] = 0x0c; // FAT32
+        disk[446 + 16 + 4] = 0x83; // Linux
+        disk[510] = 0x55;
+        disk[511] = 0xaa;
+        assert_eq!(
+            partition_uuids(&disk, 512),
+            [(1, "1234abcd-01".to_owned()), (2, "1234abcd-02".to_owned())]
+        );
+        disk[511] = 0;
+        assert!(partition_uuids(&disk, 512).is_empty());
+    }
+
+    #[test]
+    fn gpt_partuuids() {
+        let mut disk = vec![0u8; 512 * 3];
+        disk[446 + 4] = 0xee;
+        disk[510] = 0x55;
+        disk[511] = 0xaa;
+        let header = &mut disk[512..1024];
+        header[0..8].copy_from_slice(b"EFI PART");
+        header[72..80].copy_from_slice(&2u64.to_le_bytes());
+        header[80..84].copy_from_slice(&4u32.to_le_bytes());
+        header[84..88].copy_from_slice(&128u32.to_le_bytes());
+        let entry = &mut disk[1024..1024 + 128];
+        entry[0] = 1; // any non-zero type GUID
+        entry[16..32].copy_from_slice(&[
+            0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47, 0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47,
+            0x7d, 0xe4,
+        ]);
+        assert_eq!(
+            partition_uuids(&disk, 512),
+            [(1, "0fc63daf-8483-4772-8e79-3d69d8477de4".to_owned())]
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! The module list the build writes into the initrd
+//! (`/etc/micros/modules`): one module file per line, in load order (the
+//! build resolved dependencies and soft dependencies), `#` comments, and an
+//! optional parameter string after the path.
+//!
+//! ```text
+//! # virtio for the root disk
+//! /lib/modules/6.12.43+deb13-cloud-amd64/kernel/drivers/virtio/virtio.ko
+//! /lib/modules/6.12.43+deb13-cloud-amd64/kernel/fs/overlayfs/overlay.ko  redirect_dir=on
+//! ```
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleLine {
+    pub path: String,
+    pub parameters: String,
+}
+
+pub fn parse(text: &str) -> Vec<ModuleLine> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| match line.split_once(char::is_whitespace) {
+            Some((path, parameters)) => ModuleLine {
+                path: path.to_owned(),
+                parameters: parameters.trim().to_owned(),
+            },
+            None => ModuleLine {
+                path: line.to_owned(),
+                parameters: String::new(),
+            },
+        })
+        .collect()
+}
+
+/// The module's name from its file name: `crc32c-intel.ko.xz` → `crc32c_intel`
+/// (the kernel treats `-` and `_` alike and reports `_`).
+pub fn name_of(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let stem = file.split(".ko").next().unwrap_or(file);
+    stem.replace('-', "_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_names() {
+        let modules = parse("# comment\n\n/lib/modules/x/virtio.ko\n  /lib/modules/x/overlay.ko   redirect_dir=on  \n");
+        assert_eq!(modules.len(), 2);
+        assert_eq!(modules[1].parameters, "redirect_dir=on");
+        assert_eq!(name_of("/lib/modules/x/crc32c-intel.ko.xz"), "crc32c_intel");
+        assert_eq!(name_of("virtio_blk.ko"), "virtio_blk");
+    }
+}
