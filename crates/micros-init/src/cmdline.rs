@@ -6,7 +6,7 @@
 //! micros.overlay=tmpfs|data        what goes over the read-only root
 //! micros.data=PARTUUID=…           the data partition, for overlay=data
 //! micros.onfailure=reboot|shell    what a failure does (default reboot)
-//! micros.init=/sbin/runit-init     what to hand over to
+//! micros.init=/sbin/runit          what to hand over to (Debian's runit)
 //! ```
 use std::time::Duration;
 
@@ -158,7 +158,7 @@ pub fn parse(cmdline: &str) -> Result<Options, CmdlineError> {
         }
     };
     let init = value(&words, "micros.init")
-        .unwrap_or("/sbin/runit-init")
+        .unwrap_or("/sbin/runit")
         .to_owned();
     Ok(Options {
         root,
@@ -180,7 +180,7 @@ mod tests {
         assert_eq!(options.root_wait, Duration::from_secs(10));
         assert_eq!(options.overlay, Overlay::Tmpfs);
         assert_eq!(options.on_failure, OnFailure::Reboot);
-        assert_eq!(options.init, "/sbin/runit-init");
+        assert_eq!(options.init, "/sbin/runit");
 
         let options = parse("root=PARTUUID=1234abcd-02 root=LABEL=micros micros.rootwait=3 micros.overlay=data micros.data=PARTUUID=1234abcd-03 micros.onfailure=shell").unwrap();
         assert_eq!(

@@ -209,3 +209,48 @@ mod tests {
         );
     }
 }
+
+/// The filesystem label in a device's first 64 KiB, for ext2/3/4 and FAT.
+pub fn label_of(first_bytes: &[u8]) -> Option<String> {
+    let text = |bytes: &[u8]| {
+        let label = String::from_utf8_lossy(bytes)
+            .trim_end_matches(['\0', ' '])
+            .to_owned();
+        (!label.is_empty()).then_some(label)
+    };
+    // ext2/3/4: superblock at 1024, magic 0xEF53 at offset 56, label at 120.
+    if first_bytes.len() >= 1024 + 136 && first_bytes[1024 + 56..1024 + 58] == [0x53, 0xef] {
+        return text(&first_bytes[1024 + 120..1024 + 136]);
+    }
+    // FAT32: "FAT32   " at 0x52, volume label at 0x47; FAT12/16 at 0x2b.
+    if first_bytes.len() >= 512 && first_bytes[510..512] == [0x55, 0xaa] {
+        if &first_bytes[0x52..0x5a] == b"FAT32   " {
+            return text(&first_bytes[0x47..0x52]).filter(|l| l != "NO NAME");
+        }
+        if &first_bytes[0x36..0x39] == b"FAT" {
+            return text(&first_bytes[0x2b..0x36]).filter(|l| l != "NO NAME");
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn ext4_and_fat_labels() {
+        let mut ext = vec![0u8; 4096];
+        ext[1024 + 56] = 0x53;
+        ext[1024 + 57] = 0xef;
+        ext[1024 + 120..1024 + 124].copy_from_slice(b"data");
+        assert_eq!(label_of(&ext).as_deref(), Some("data"));
+        let mut fat = vec![0u8; 512];
+        fat[510] = 0x55;
+        fat[511] = 0xaa;
+        fat[0x52..0x5a].copy_from_slice(b"FAT32   ");
+        fat[0x47..0x52].copy_from_slice(b"BOOT       ");
+        assert_eq!(label_of(&fat).as_deref(), Some("BOOT"));
+        assert_eq!(label_of(&[0u8; 100]), None);
+    }
+}
