@@ -1,5 +1,8 @@
 //! The assembler: from a typed configuration and unpacked packages to the
-//! rootfs tree, the initrd and the artifacts. This first part computes,
-//! at build time, which kernel modules the initrd needs and in which order
-//! to load them, since kernel `.deb` files carry no `modules.dep`.
+//! rootfs tree, the initrd and the artifacts. The parts here so far are
+//! pure: which kernel modules the initrd needs and in which order (kernel
+//! `.deb` files carry no `modules.dep`), the user database, and runit's
+//! service directories.
 pub mod kmod;
+pub mod runit;
+pub mod users;
