@@ -18,7 +18,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
-# rustup reads rust-toolchain.toml and installs the pinned toolchain and targets.
+# rustup reads rust-toolchain.toml and installs the pinned toolchain; the
+# musl targets stage 1 is built for are added explicitly (an already
+# installed toolchain does not get them automatically).
 rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl
 
 cargo test --workspace --locked "$@"

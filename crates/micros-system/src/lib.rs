@@ -3,6 +3,7 @@
 //! pure: which kernel modules the initrd needs and in which order (kernel
 //! `.deb` files carry no `modules.dep`), the user database, and runit's
 //! service directories.
+pub mod init;
 pub mod kmod;
 pub mod runit;
 pub mod users;
