@@ -4,6 +4,8 @@
 //! `.deb` files carry no `modules.dep`), the user database, and runit's
 //! service directories.
 pub mod init;
+pub mod initrd;
+pub mod kernel;
 pub mod kmod;
 pub mod runit;
 pub mod users;

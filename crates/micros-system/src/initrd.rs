@@ -1,0 +1,72 @@
+//! The initrd: stage 1 and the kernel modules it needs to reach the root.
+//!
+//! ```text
+//! /init                     micros-init for the platform (static)
+//! /dev/console              so the kernel can open the console before devtmpfs
+//! /proc /sys /run /newroot  mount points
+//! /lib/modules/<name>.ko    uncompressed, in the order of…
+//! /etc/micros/modules       …this list
+//! ```
+use micros_image::{Content, Entry, Kind, Tree, TreePath};
+
+use crate::kernel::{Kernel, KernelError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitrdError {
+    #[error("this micros has no stage 1 for {platform}\nhint: build micros with the Rust standard library for that platform's musl target installed (`rustup target add …`)")]
+    NoInit { platform: String },
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Tree(#[from] micros_image::TreeError),
+}
+
+fn path(text: &str) -> TreePath {
+    TreePath::parse(text).expect("a valid built-in path")
+}
+
+/// Builds the initrd tree for `platform` with `modules` (and their
+/// dependencies) from `kernel`.
+pub fn build(platform: &str, kernel: &Kernel, modules: &[String]) -> Result<Tree, InitrdError> {
+    let init = crate::init::binary(platform).ok_or_else(|| InitrdError::NoInit {
+        platform: platform.to_owned(),
+    })?;
+    let mut tree = Tree::new();
+    tree.insert(
+        path("/init"),
+        Entry::file(Content::bytes(init), 0o755, "micros-init"),
+    )?;
+    tree.insert(
+        path("/dev/console"),
+        Entry::new(Kind::CharDevice { major: 5, minor: 1 }, 0o600, "micros"),
+    )?;
+    for dir in [
+        "/proc",
+        "/sys",
+        "/run",
+        "/newroot",
+        "/etc/micros",
+        "/lib/modules",
+    ] {
+        tree.insert(path(dir), Entry::directory(0o755, "micros"))?;
+    }
+    let mut list = String::from("# Kernel modules stage 1 loads, in order (written by micros).\n");
+    for name in kernel.load_order(modules)? {
+        let file = format!("/lib/modules/{name}.ko");
+        tree.insert(
+            path(&file),
+            Entry::file(
+                Content::bytes(kernel.module_bytes(&name)?),
+                0o644,
+                &format!("kernel module {name}"),
+            ),
+        )?;
+        list.push_str(&file);
+        list.push('\n');
+    }
+    tree.insert(
+        path("/etc/micros/modules"),
+        Entry::file(Content::bytes(list), 0o644, "micros"),
+    )?;
+    Ok(tree)
+}

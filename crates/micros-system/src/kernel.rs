@@ -1,0 +1,144 @@
+//! The kernel of an unpacked kernel package: its image and its modules.
+//!
+//! ```text
+//! /boot/vmlinuz-<version>
+//! /usr/lib/modules/<version>/
+//! ├── kernel/…/*.ko{,.xz,.zst,.gz}
+//! ├── modules.builtin        modules compiled in (nothing to load)
+//! └── modules.order
+//! ```
+use std::collections::{BTreeMap, BTreeSet};
+
+use micros_image::{Content, Kind, Tree, TreePath};
+
+use crate::kmod::{self, KmodError, ModInfo, ModuleIndex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("the kernel package {package} has no /boot/vmlinuz-*\nhint: boot.kernel.package must name a Debian kernel image package, e.g. linux-image-cloud-amd64")]
+    NoImage { package: String },
+    #[error("the kernel package {package} has no /usr/lib/modules/{version}/")]
+    NoModules { package: String, version: String },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Module(#[from] KmodError),
+}
+
+/// A module file of the kernel.
+#[derive(Debug, Clone)]
+pub struct ModuleFile {
+    pub path: TreePath,
+    pub content: Content,
+}
+
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    pub version: String,
+    pub image: Content,
+    /// Module name → file.
+    pub modules: BTreeMap<String, ModuleFile>,
+    pub builtin: BTreeSet<String>,
+}
+
+impl Kernel {
+    /// Finds the kernel in a tree holding an unpacked kernel package.
+    pub fn from_tree(package: &str, tree: &Tree) -> Result<Kernel, KernelError> {
+        let boot = TreePath::parse("/boot").expect("a valid path");
+        let (version, image) = tree
+            .children(&boot)
+            .find_map(
+                |(path, entry)| match (&entry.kind, path.name().strip_prefix("vmlinuz-")) {
+                    (Kind::File(content), Some(version)) => {
+                        Some((version.to_owned(), content.clone()))
+                    }
+                    _ => None,
+                },
+            )
+            .ok_or_else(|| KernelError::NoImage {
+                package: package.to_owned(),
+            })?;
+        let root = TreePath::parse(&format!("/usr/lib/modules/{version}")).expect("a valid path");
+        if tree.get(&root).is_none() {
+            return Err(KernelError::NoModules {
+                package: package.to_owned(),
+                version,
+            });
+        }
+        let mut modules = BTreeMap::new();
+        let mut builtin = BTreeSet::new();
+        for (path, entry) in tree.iter().filter(|(path, _)| path.starts_with(&root)) {
+            let Kind::File(content) = &entry.kind else {
+                continue;
+            };
+            let name = path.name();
+            if name == "modules.builtin" {
+                let text = content.read().map_err(|source| KernelError::Read {
+                    path: path.to_string(),
+                    source,
+                })?;
+                builtin.extend(
+                    String::from_utf8_lossy(&text)
+                        .lines()
+                        .map(kmod::module_name),
+                );
+            } else if name.contains(".ko") {
+                modules.insert(
+                    kmod::module_name(name),
+                    ModuleFile {
+                        path: path.clone(),
+                        content: content.clone(),
+                    },
+                );
+            }
+        }
+        Ok(Kernel {
+            version,
+            image,
+            modules,
+            builtin,
+        })
+    }
+
+    /// The uncompressed bytes of a module.
+    pub fn module_bytes(&self, name: &str) -> Result<Vec<u8>, KernelError> {
+        let file = self.modules.get(name).ok_or_else(|| KmodError::Missing {
+            module: name.to_owned(),
+            needed_by: None,
+        })?;
+        let raw = file.content.read().map_err(|source| KernelError::Read {
+            path: file.path.to_string(),
+            source,
+        })?;
+        Ok(kmod::decompress(file.path.name(), &raw)?)
+    }
+
+    /// `requested` with everything they need, in load order, reading only
+    /// the modules involved (a generic kernel has thousands).
+    pub fn load_order(&self, requested: &[String]) -> Result<Vec<String>, KernelError> {
+        let mut infos: BTreeMap<String, ModInfo> = BTreeMap::new();
+        let mut queue: Vec<String> = requested.iter().map(|n| n.replace('-', "_")).collect();
+        while let Some(name) = queue.pop() {
+            if infos.contains_key(&name)
+                || self.builtin.contains(&name)
+                || !self.modules.contains_key(&name)
+            {
+                continue;
+            }
+            let info = kmod::modinfo(&name, &self.module_bytes(&name)?)?;
+            queue.extend(
+                info.depends
+                    .iter()
+                    .chain(&info.soft_pre)
+                    .chain(&info.soft_post)
+                    .cloned(),
+            );
+            infos.insert(name, info);
+        }
+        Ok(ModuleIndex::new(infos.into_values()).load_order(requested, &self.builtin)?)
+    }
+}
