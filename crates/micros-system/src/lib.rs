@@ -3,9 +3,13 @@
 //! pure: which kernel modules the initrd needs and in which order (kernel
 //! `.deb` files carry no `modules.dep`), the user database, and runit's
 //! service directories.
+pub mod build;
+pub mod glob;
 pub mod init;
 pub mod initrd;
 pub mod kernel;
 pub mod kmod;
+pub mod qemu;
+pub mod rootfs;
 pub mod runit;
 pub mod users;

@@ -29,6 +29,10 @@ enum Command {
     Lock(commands::lock::Args),
     /// Download the locked packages into the cache (for offline builds)
     Fetch(commands::fetch::Args),
+    /// Build the system: kernel, initrd, root.squashfs, run-vm, manifest.json in result/
+    Build(commands::build::Args),
+    /// Build the system and boot it in QEMU on this terminal
+    Run(commands::build::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -39,6 +43,8 @@ pub fn run() -> ExitCode {
         Command::Init(args) => commands::init::run(args),
         Command::Lock(args) => commands::lock::run(args),
         Command::Fetch(args) => commands::fetch::run(args),
+        Command::Build(args) => commands::build::run(args),
+        Command::Run(args) => commands::run::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

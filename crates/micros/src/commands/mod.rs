@@ -1,8 +1,10 @@
+pub mod build;
 pub mod eval;
 pub mod fetch;
 pub mod init;
 pub mod lock;
 pub mod options;
+pub mod run;
 
 use std::path::Path;
 

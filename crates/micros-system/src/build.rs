@@ -1,0 +1,339 @@
+//! `micros build`: from a configuration, its lock and the cached packages
+//! to the artifacts, written into a directory that replaces the previous
+//! one only once complete.
+//!
+//! ```text
+//! result/
+//! ├── kernel           the kernel image from boot.kernel.package
+//! ├── initrd           stage 1 and the modules to reach the root (cpio)
+//! ├── root.squashfs    the root filesystem
+//! ├── cmdline          the kernel command line
+//! ├── run-vm           boots it in QEMU
+//! └── manifest.json    platform, kernel, packages, artifacts with SHA-256
+//! ```
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use micros_config::model::{enabled, Compression as ConfigCompression, Config, Overlay};
+use micros_debian::cache::Cache;
+use micros_debian::deb::{data_tar, unpack_tar, DebError, UnpackOptions};
+use micros_debian::lock::Lock;
+use micros_image::{Compression, SquashfsCompressor, SquashfsOptions, Tree};
+use sha2::{Digest, Sha256};
+
+use crate::kernel::{Kernel, KernelError};
+use crate::rootfs::{self, Package, RootfsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Deb(#[from] DebError),
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Initrd(#[from] crate::initrd::InitrdError),
+    #[error(transparent)]
+    Image(#[from] micros_image::Error),
+    #[error(transparent)]
+    Tree(#[from] micros_image::TreeError),
+    #[error("the lock has no package {0}: run `micros lock`")]
+    NotLocked(String),
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Which artifacts to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attribute {
+    Toplevel,
+    Kernel,
+    Initrd,
+    Squashfs,
+}
+
+impl Attribute {
+    pub fn parse(text: &str) -> Option<Attribute> {
+        Some(match text {
+            "toplevel" => Attribute::Toplevel,
+            "kernel" => Attribute::Kernel,
+            "initrd" => Attribute::Initrd,
+            "squashfs" => Attribute::Squashfs,
+            _ => return None,
+        })
+    }
+}
+
+/// What a build wrote.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub directory: PathBuf,
+    /// Artifact name → (size, SHA-256).
+    pub artifacts: BTreeMap<String, (u64, String)>,
+    pub kernel_version: String,
+}
+
+/// The modules the initrd needs for the configuration.
+fn initrd_modules(config: &Config) -> Vec<String> {
+    let mut modules: Vec<String> = enabled(&config.boot.initrd.kernel_modules)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    for module in enabled(&config.boot.initrd.available_kernel_modules) {
+        if !modules.iter().any(|m| m == module) {
+            modules.push(module.to_owned());
+        }
+    }
+    modules
+}
+
+/// The kernel command line.
+pub fn cmdline(config: &Config) -> String {
+    let mut words: Vec<String> = config
+        .boot
+        .console
+        .iter()
+        .map(|c| format!("console={c}"))
+        .collect();
+    words.push(format!("root={}", config.boot.root));
+    words.push(format!("micros.rootwait={}", config.boot.root_wait));
+    if config.boot.overlay == Overlay::Data {
+        words.push("micros.overlay=data".to_owned());
+        words.push("micros.data=LABEL=micros-data".to_owned());
+    }
+    words.push("panic=10".to_owned());
+    words.extend(config.boot.kernel_params.iter().cloned());
+    words.join(" ")
+}
+
+/// The build's one timestamp: `SOURCE_DATE_EPOCH`, else the date of the
+/// archive the lock was made from.
+pub fn epoch(lock: &Lock) -> u64 {
+    micros_image::tree::source_date_epoch(parse_release_date(&lock.date).unwrap_or(0))
+}
+
+/// `Sat, 12 Sep 2026 07:55:41 UTC` → seconds since 1970.
+pub fn parse_release_date(text: &str) -> Option<u64> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [_, day, month, year, time, _] = parts[..] else {
+        return None;
+    };
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == month)? as u64
+        + 1;
+    let (day, year): (u64, u64) = (day.parse().ok()?, year.parse().ok()?);
+    let clock: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [hour, minute, second] = clock[..] else {
+        return None;
+    };
+    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days * 86_400 + hour * 3_600 + minute * 60 + second)
+}
+
+/// Builds `attribute` for `config` into `out` (replacing it only once the
+/// new one is complete). `debs` are the cached `.deb` files, in lock order.
+pub fn build(
+    config: &Config,
+    config_path: &Path,
+    lock: &Lock,
+    debs: &[PathBuf],
+    cache: &Cache,
+    attribute: Attribute,
+    out: &Path,
+) -> Result<Built, BuildError> {
+    let config_dir = config_path.parent().unwrap_or(Path::new("."));
+    let mut kernel_tree = Tree::new();
+    let mut data = Vec::new();
+    for (package, deb) in lock.packages.iter().zip(debs) {
+        let tar = data_tar(cache, &package.name, deb, &package.sha256)?;
+        if package.name.starts_with("linux-image-") {
+            unpack_tar(
+                &package.name,
+                &tar,
+                &mut kernel_tree,
+                UnpackOptions { merged_usr: true },
+            )?;
+        } else {
+            data.push((package.name.clone(), tar));
+        }
+    }
+    if lock.package(&config.boot.kernel.package).is_none() {
+        return Err(BuildError::NotLocked(config.boot.kernel.package.clone()));
+    }
+    let kernel = Kernel::from_tree(&config.boot.kernel.package, &kernel_tree)?;
+    let epoch = epoch(lock);
+
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "result".to_owned());
+    let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    let result = write_artifacts(
+        config, config_dir, &kernel, &data, epoch, attribute, &staging, lock,
+    );
+    let artifacts = match result {
+        Ok(artifacts) => artifacts,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(error);
+        }
+    };
+    // Swap the complete new directory in; the old one stays valid until then.
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    if out.exists() {
+        std::fs::rename(out, &old).map_err(io(out))?;
+    }
+    std::fs::rename(&staging, out).map_err(io(out))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(Built {
+        directory: out.to_owned(),
+        artifacts,
+        kernel_version: kernel.version,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_artifacts(
+    config: &Config,
+    config_dir: &Path,
+    kernel: &Kernel,
+    data: &[(String, PathBuf)],
+    epoch: u64,
+    attribute: Attribute,
+    dir: &Path,
+    lock: &Lock,
+) -> Result<BTreeMap<String, (u64, String)>, BuildError> {
+    let all = attribute == Attribute::Toplevel;
+    let platform = config.platform.host.name();
+    if all || attribute == Attribute::Kernel {
+        let path = dir.join("kernel");
+        let bytes = kernel.image.read().map_err(io(&path))?;
+        std::fs::write(&path, bytes).map_err(io(&path))?;
+    }
+    if all || attribute == Attribute::Initrd {
+        let mut initrd = crate::initrd::build(platform, kernel, &initrd_modules(config))?;
+        initrd.normalize(epoch)?;
+        let compression = match config.boot.initrd.compression {
+            ConfigCompression::Zstd => Compression::Zstd { level: 19 },
+            ConfigCompression::Xz => Compression::Xz { level: 6 },
+            ConfigCompression::Gzip => Compression::Gzip { level: 9 },
+            ConfigCompression::None => Compression::None,
+        };
+        micros_image::write_cpio(&initrd, &dir.join("initrd"), compression)?;
+    }
+    if all || attribute == Attribute::Squashfs {
+        let packages: Vec<Package<'_>> = data
+            .iter()
+            .map(|(name, tar)| Package {
+                name,
+                data_tar: tar,
+            })
+            .collect();
+        let mut root = rootfs::assemble(config, config_dir, &packages, kernel)?;
+        rootfs::check_bootable(&root)?;
+        root.normalize(epoch)?;
+        let compressor = match config.image.rootfs.compression {
+            ConfigCompression::Xz => SquashfsCompressor::Xz,
+            ConfigCompression::Gzip => SquashfsCompressor::Gzip { level: 9 },
+            _ => SquashfsCompressor::Zstd { level: 15 },
+        };
+        let options = SquashfsOptions {
+            compressor,
+            block_size: config.image.rootfs.block_size,
+            threads: 0,
+        };
+        micros_image::write_squashfs(&root, &dir.join("root.squashfs"), &options)?;
+    }
+    if all {
+        let cmdline_path = dir.join("cmdline");
+        std::fs::write(&cmdline_path, format!("{}\n", cmdline(config)))
+            .map_err(io(&cmdline_path))?;
+        let run_vm = dir.join("run-vm");
+        std::fs::write(&run_vm, crate::qemu::run_vm_script(config)).map_err(io(&run_vm))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&run_vm, std::fs::Permissions::from_mode(0o755))
+            .map_err(io(&run_vm))?;
+    }
+    let mut artifacts = BTreeMap::new();
+    for name in ["kernel", "initrd", "root.squashfs", "cmdline", "run-vm"] {
+        let path = dir.join(name);
+        if path.exists() {
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            artifacts.insert(
+                name.to_owned(),
+                (bytes.len() as u64, hex::encode(Sha256::digest(&bytes))),
+            );
+        }
+    }
+    if all {
+        let manifest = serde_json::json!({
+            "platform": platform,
+            "architecture": config.platform.host.debian_arch(),
+            "kernel": { "package": config.boot.kernel.package, "version": kernel.version },
+            "suite": lock.suite,
+            "archiveDate": lock.date,
+            "packages": lock.packages.iter().map(|p| serde_json::json!({"name": p.name, "version": p.version, "sha256": p.sha256})).collect::<Vec<_>>(),
+            "artifacts": artifacts.iter().map(|(name, (size, sha))| (name.clone(), serde_json::json!({"size": size, "sha256": sha}))).collect::<serde_json::Map<_, _>>(),
+        });
+        let path = dir.join("manifest.json");
+        std::fs::write(
+            &path,
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&manifest).expect("JSON")
+            ),
+        )
+        .map_err(io(&path))?;
+    }
+    Ok(artifacts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_dates() {
+        assert_eq!(parse_release_date("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
+        assert_eq!(
+            parse_release_date("Sat, 12 Sep 2026 07:55:41 UTC"),
+            Some(1_789_199_741)
+        );
+        assert_eq!(parse_release_date("garbage"), None);
+    }
+}

@@ -1,0 +1,98 @@
+//! `micros build`: the configuration's artifacts, in `result/`.
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use micros_debian::cache::Cache;
+use micros_debian::fetch::Fetcher;
+use micros_debian::resolve::{fetch_packages, resolve, LockMode};
+use micros_system::build::{build, Attribute, Built};
+
+use crate::packages::{self, human, Bar};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The configuration file
+    #[arg(default_value = super::DEFAULT_CONFIG)]
+    pub file: PathBuf,
+    /// What to build: toplevel (everything), kernel, initrd or squashfs
+    #[arg(long = "attr", short = 'A', default_value = "toplevel")]
+    pub attr: String,
+    /// The output directory (replaced only once the new build is complete)
+    #[arg(long = "out", short = 'o', default_value = "result")]
+    pub out: PathBuf,
+    /// Fail instead of changing micros.lock
+    #[arg(long)]
+    pub locked: bool,
+    /// Never use the network (needs an up-to-date lock and a warm cache)
+    #[arg(long)]
+    pub offline: bool,
+    /// The Debian mirror's URL (overrides `packages.source.mirror`, MICROS_MIRROR and apt's sources)
+    #[arg(long)]
+    pub mirror: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let (_, built) = build_system(&args)?;
+    for (name, (size, _)) in &built.artifacts {
+        println!("  {:<14} {:>10}", name, human(*size));
+    }
+    println!(
+        "built {} (kernel {})",
+        built.directory.display(),
+        built.kernel_version
+    );
+    Ok(())
+}
+
+/// Evaluates, locks, fetches and builds; shared with `micros run`.
+pub fn build_system(args: &Args) -> anyhow::Result<(micros_config::Config, Built)> {
+    let start = Instant::now();
+    let attribute = Attribute::parse(&args.attr).with_context(|| {
+        format!(
+            "unknown attribute `{}`\nhint: use toplevel, kernel, initrd or squashfs",
+            args.attr
+        )
+    })?;
+    let evaluation = super::evaluate(&args.file)?;
+    let config = &evaluation.config;
+    let lock_path = packages::lock_path(&args.file);
+    let existing = packages::read_lock(&lock_path)?;
+    let mode = if args.locked {
+        LockMode::Locked
+    } else {
+        LockMode::Normal
+    };
+    let mut fetcher = if args.offline {
+        Fetcher::new("offline:")
+    } else {
+        Fetcher::new(&packages::mirror(config, args.mirror.as_deref())?.url)
+    };
+    fetcher.offline = args.offline;
+    let cache = Cache::from_environment()?;
+    let resolved = resolve(
+        &packages::wanted(config),
+        &packages::source(config, &args.file),
+        existing.as_ref(),
+        mode,
+        &fetcher,
+        &cache,
+        &Bar::new("indexes"),
+    )?;
+    if resolved.changed {
+        packages::write_lock(&lock_path, &resolved.lock)?;
+        eprintln!("wrote {}", lock_path.display());
+    }
+    let debs = fetch_packages(&resolved.lock, &fetcher, &cache, &Bar::new("packages"))?;
+    let built = build(
+        config,
+        Path::new(&args.file),
+        &resolved.lock,
+        &debs,
+        &cache,
+        attribute,
+        &args.out,
+    )?;
+    eprintln!("built in {:.1} s", start.elapsed().as_secs_f64());
+    Ok((evaluation.config, built))
+}
