@@ -1,0 +1,212 @@
+//! Needs the network (Debian's archive) and QEMU: builds systems with the
+//! real `micros` binary and boots them under software emulation, reading
+//! the serial console.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
+
+fn cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("micros-cache")
+}
+
+fn micros(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_micros"))
+        .args(args)
+        .current_dir(dir)
+        .env("MICROS_CACHE_DIR", cache())
+        .output()
+        .expect("run micros")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `trixie`, or `stable` (checked to be trixie) while this project's
+/// mirror serves dists/trixie mid-update.
+fn suite() -> &'static str {
+    static SUITE: OnceLock<&'static str> = OnceLock::new();
+    SUITE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("system.ncl"), "let micros = import \"micros\" in micros.system { modules = [ micros.profiles.minimal ] }").unwrap();
+        let output = micros(&["lock"], dir.path());
+        if output.status.success() {
+            return "trixie";
+        }
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("middle of an update"), "cannot lock (these tests need Debian's archive):\n{stderr}");
+        eprintln!("note: dists/trixie is mid-update on this mirror; using dists/stable");
+        "stable"
+    })
+}
+
+/// A project directory with `system.ncl` made of `modules` (Nickel).
+fn project(modules: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "let micros = import \"micros\" in\nmicros.system {{ modules = [\n  micros.profiles.minimal,\n  micros.profiles.qemu,\n  {{ packages.source.suite = \"{}\" }},\n{modules}\n] }}\n",
+        suite()
+    );
+    std::fs::write(dir.path().join("system.ncl"), config).unwrap();
+    dir
+}
+
+fn build(dir: &Path, out: &str) {
+    let output = micros(&["build", "-o", out], dir);
+    assert!(
+        output.status.success(),
+        "micros build failed:\n{}",
+        text(&output.stderr)
+    );
+}
+
+struct Boot {
+    console: String,
+    /// QEMU's exit code, if it exited by itself.
+    exit: Option<i32>,
+}
+
+/// Runs `result/run-vm`, collecting the console until `until` appears and
+/// QEMU exits, or `timeout` passes (then QEMU is killed by its PID).
+fn boot(dir: &Path, extra: &[&str], until: &str, timeout: Duration) -> Boot {
+    let mut child = Command::new(dir.join("result/run-vm"))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run-vm");
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let start = Instant::now();
+    let mut console = String::new();
+    let mut seen = false;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            console.extend(receiver.try_iter().map(|l| l + "\n"));
+            return Boot {
+                console,
+                exit: status.code(),
+            };
+        }
+        if start.elapsed() > timeout || (seen && start.elapsed() > timeout / 2) {
+            let _ = child.kill();
+            let _ = child.wait();
+            console.extend(receiver.try_iter().map(|l| l + "\n"));
+            return Boot {
+                console,
+                exit: None,
+            };
+        }
+        if let Ok(line) = receiver.recv_timeout(Duration::from_millis(200)) {
+            seen |= line.contains(until);
+            console.push_str(&line);
+            console.push('\n');
+        }
+    }
+}
+
+const SERVICES: &str = r#"  {
+    networking.hostName = "boot-test",
+    runit.services = {
+      first = { oneshot = true, command = "sh -c 'echo MARKER-FIRST uptime $(cut -d\" \" -f1 /proc/uptime)'" },
+      second = { oneshot = true, after = ["first"], command = "echo MARKER-SECOND" },
+      counter = { command = "sh -c 'echo MARKER-COUNTER-START; exec sleep 1000'" },
+      killer = {
+        oneshot = true,
+        after = ["counter", "second"],
+        command = "sh -c 'sleep 2; kill $(cat /etc/sv/counter/supervise/pid); sleep 3; echo MARKER-POWEROFF; /usr/sbin/poweroff'",
+      },
+    },
+  },"#;
+
+#[test]
+fn needs_network_and_qemu_x86_64_boots_runs_services_in_order_restarts_and_powers_off() {
+    let dir = project(SERVICES);
+    build(dir.path(), "result");
+    let boot = boot(dir.path(), &[], "MARKER-POWEROFF", Duration::from_secs(180));
+    let console = &boot.console;
+    let position = |marker: &str| {
+        console
+            .find(marker)
+            .unwrap_or_else(|| panic!("no {marker} on the console:\n{console}"))
+    };
+    assert!(
+        position("MARKER-FIRST") < position("MARKER-SECOND"),
+        "`after` ordering:\n{console}"
+    );
+    assert_eq!(
+        console.matches("MARKER-COUNTER-START").count(),
+        2,
+        "runsv restarts the killed service:\n{console}"
+    );
+    assert!(
+        console.contains("runit: enter stage: /etc/runit/3"),
+        "stage 3 runs:\n{console}"
+    );
+    assert_eq!(
+        boot.exit,
+        Some(0),
+        "a guest power-off ends QEMU with status 0:\n{console}"
+    );
+}
+
+#[test]
+fn needs_network_and_qemu_a_root_that_never_appears_is_a_clear_stage1_error() {
+    let dir = project("  { boot.root = \"/dev/vdb\", boot.rootWait = 2 },");
+    build(dir.path(), "result");
+    let boot = boot(dir.path(), &[], "rebooting in", Duration::from_secs(120));
+    assert!(
+        boot.console
+            .contains("micros-init: the root device /dev/vdb did not appear within 2 s"),
+        "no clear stage 1 error:\n{}",
+        boot.console
+    );
+    assert!(!boot.console.contains("Kernel panic"), "{}", boot.console);
+}
+
+#[test]
+fn needs_network_the_same_config_and_lock_build_byte_identical_artifacts() {
+    let dir = project("  { networking.hostName = \"twice\" },");
+    build(dir.path(), "one");
+    std::thread::sleep(Duration::from_secs(2));
+    build(dir.path(), "two");
+    for artifact in [
+        "kernel",
+        "initrd",
+        "root.squashfs",
+        "cmdline",
+        "run-vm",
+        "manifest.json",
+    ] {
+        let one = std::fs::read(dir.path().join("one").join(artifact)).unwrap();
+        let two = std::fs::read(dir.path().join("two").join(artifact)).unwrap();
+        assert!(one == two, "{artifact} differs between two builds");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("one/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["platform"], "x86_64-linux");
+    assert!(manifest["kernel"]["version"]
+        .as_str()
+        .unwrap()
+        .contains("cloud-amd64"));
+    assert!(manifest["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "runit"));
+    assert_eq!(
+        manifest["artifacts"]["initrd"]["size"],
+        std::fs::metadata(dir.path().join("one/initrd"))
+            .unwrap()
+            .len()
+    );
+}
