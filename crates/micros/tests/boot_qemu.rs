@@ -127,9 +127,10 @@ const SERVICES: &str = r#"  {
     },
   },"#;
 
-#[test]
-fn needs_network_and_qemu_x86_64_boots_runs_services_in_order_restarts_and_powers_off() {
-    let dir = project(SERVICES);
+fn services_ordering_restart_and_poweroff(platform: &str) {
+    let dir = project(&format!(
+        "  {{ platform.host = \"{platform}\" }},\n{SERVICES}"
+    ));
     build(dir.path(), "result");
     let boot = boot(dir.path(), &[], "MARKER-POWEROFF", Duration::from_secs(180));
     let console = &boot.console;
@@ -156,6 +157,16 @@ fn needs_network_and_qemu_x86_64_boots_runs_services_in_order_restarts_and_power
         Some(0),
         "a guest power-off ends QEMU with status 0:\n{console}"
     );
+}
+
+#[test]
+fn needs_network_and_qemu_x86_64_boots_runs_services_in_order_restarts_and_powers_off() {
+    services_ordering_restart_and_poweroff("x86_64-linux");
+}
+
+#[test]
+fn needs_network_and_qemu_aarch64_boots_runs_services_in_order_restarts_and_powers_off() {
+    services_ordering_restart_and_poweroff("aarch64-linux");
 }
 
 #[test]
