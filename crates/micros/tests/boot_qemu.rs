@@ -221,3 +221,38 @@ fn needs_network_the_same_config_and_lock_build_byte_identical_artifacts() {
             .len()
     );
 }
+
+#[test]
+fn needs_network_single_artifacts_and_a_failed_build_keeps_the_previous_result() {
+    let dir = project("  { networking.hostName = \"keep\" },");
+    let output = micros(&["build", "-A", "initrd", "-o", "only-initrd"], dir.path());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("only-initrd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["initrd"], "-A initrd builds just the initrd");
+
+    build(dir.path(), "result");
+    let before = std::fs::read(dir.path().join("result/root.squashfs")).unwrap();
+    // A module the kernel does not have: the build fails, clearly, and the
+    // previous result stays as it was.
+    let config = std::fs::read_to_string(dir.path().join("system.ncl")).unwrap().replace(
+        "{ networking.hostName = \"keep\" },",
+        "{ networking.hostName = \"keep\", boot.initrd.availableKernelModules.no_such_module = true },",
+    );
+    std::fs::write(dir.path().join("system.ncl"), config).unwrap();
+    let output = micros(&["build"], dir.path());
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr)
+            .contains("kernel module `no_such_module` is not in the kernel package"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("result/root.squashfs")).unwrap(),
+        before
+    );
+    assert!(dir.path().join("result/manifest.json").exists());
+}
