@@ -119,12 +119,14 @@ const SERVICES: &str = r#"  {
       first = { oneshot = true, command = "sh -c 'echo MARKER-FIRST uptime $(cut -d\" \" -f1 /proc/uptime)'" },
       second = { oneshot = true, after = ["first"], command = "echo MARKER-SECOND" },
       counter = { command = "sh -c 'echo MARKER-COUNTER-START; exec sleep 1000'" },
+      logged = { oneshot = true, command = "echo LOGGED-LINE", log.target = "file" },
       killer = {
         oneshot = true,
-        after = ["counter", "second"],
-        command = "sh -c 'sleep 2; kill $(cat /etc/sv/counter/supervise/pid); sleep 3; echo MARKER-POWEROFF; /usr/sbin/poweroff'",
+        after = ["counter", "second", "logged"],
+        command = "sh -c 'sleep 2; kill $(cat /etc/sv/counter/supervise/pid); sleep 3; echo MODULE-$(grep -o ^dummy /proc/modules); echo FROM-LOG-$(cat /var/log/logged/current | cut -d\" \" -f2); echo MARKER-POWEROFF; /usr/sbin/poweroff'",
       },
     },
+    boot.kernelModules.dummy = true,
   },"#;
 
 fn services_ordering_restart_and_poweroff(platform: &str) {
@@ -147,6 +149,18 @@ fn services_ordering_restart_and_poweroff(platform: &str) {
         console.matches("MARKER-COUNTER-START").count(),
         2,
         "runsv restarts the killed service:\n{console}"
+    );
+    assert!(
+        console.contains("MODULE-dummy"),
+        "boot.kernelModules are loaded by stage 1:\n{console}"
+    );
+    assert!(
+        console.contains("FROM-LOG-LOGGED-LINE"),
+        "log.target = file goes through svlogd:\n{console}"
+    );
+    assert!(
+        !console.lines().any(|l| l == "LOGGED-LINE"),
+        "a file-logged service stays off the console:\n{console}"
     );
     assert!(
         console.contains("runit: enter stage: /etc/runit/3"),
