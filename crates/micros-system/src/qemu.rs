@@ -12,11 +12,30 @@ pub fn emulator(platform: Platform) -> (&'static str, &'static str) {
     }
 }
 
+/// How QEMU runs the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    /// Software emulation.
+    Tcg,
+}
+
 /// QEMU's arguments, with the artifacts in `dir` (a path or a shell
 /// expression such as `"$dir"`), before the kernel command line.
 pub fn arguments(config: &Config, dir: &str) -> Vec<String> {
+    arguments_with(config, dir, Accel::Tcg)
+}
+
+pub fn arguments_with(config: &Config, dir: &str, accel: Accel) -> Vec<String> {
     let qemu = &config.virtualisation.qemu;
-    let mut args: Vec<String> = vec!["-accel".into(), "tcg".into()];
+    let mut args: Vec<String> = vec![
+        "-accel".into(),
+        if accel == Accel::Kvm {
+            "kvm".into()
+        } else {
+            "tcg".into()
+        },
+    ];
     match config.platform.host {
         Platform::Aarch64 => args.extend([
             "-M".into(),
@@ -85,4 +104,78 @@ pub fn run_vm_script(config: &Config) -> String {
          exec {binary} {} -append \"$(cat \"$dir/cmdline\")\" \"$@\"\n",
         args.join(" ")
     )
+}
+
+/// Whether KVM can boot this kernel: `/dev/kvm` must be usable, the guest
+/// must be the host's architecture, and the kernel must actually print its
+/// banner under KVM within a few seconds (a nested KVM may accept the
+/// guest and then run nothing). Returns the choice and why, for the user.
+pub fn probe_kvm(config: &Config, dir: &std::path::Path) -> (Accel, String) {
+    use std::io::Read;
+    let native = matches!(
+        (config.platform.host, std::env::consts::ARCH),
+        (Platform::X86_64, "x86_64") | (Platform::Aarch64, "aarch64")
+    );
+    if !native {
+        return (
+            Accel::Tcg,
+            "software emulation (TCG): the guest is not this machine's architecture".into(),
+        );
+    }
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
+        return (
+            Accel::Tcg,
+            "software emulation (TCG): /dev/kvm is not available".into(),
+        );
+    }
+    let (binary, _) = emulator(config.platform.host);
+    let cmdline = std::fs::read_to_string(dir.join("cmdline")).unwrap_or_default();
+    let Ok(mut child) = std::process::Command::new(binary)
+        .args(arguments_with(
+            config,
+            &dir.display().to_string(),
+            Accel::Kvm,
+        ))
+        .args(["-append", cmdline.trim()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        return (
+            Accel::Tcg,
+            "software emulation (TCG): QEMU could not start with KVM".into(),
+        );
+    };
+    let mut stdout = child.stdout.take().expect("piped");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buffer[..n]);
+            if seen.windows(13).any(|w| w == b"Linux version") {
+                let _ = sender.send(());
+                break;
+            }
+        }
+    });
+    let booted = receiver
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .is_ok();
+    let _ = child.kill();
+    let _ = child.wait();
+    if booted {
+        (Accel::Kvm, "KVM".into())
+    } else {
+        (Accel::Tcg, "software emulation (TCG): KVM is present but cannot boot this kernel (the kernel printed nothing under it)".into())
+    }
 }

@@ -270,3 +270,34 @@ fn needs_network_single_artifacts_and_a_failed_build_keeps_the_previous_result()
     );
     assert!(dir.path().join("result/manifest.json").exists());
 }
+
+#[test]
+fn needs_network_and_qemu_micros_run_boots_on_the_terminal_and_says_how() {
+    let dir = project("  { runit.services.bye = { oneshot = true, command = \"sh -c 'echo MARKER-RUN; /usr/sbin/poweroff'\" } },");
+    let output = Command::new(env!("CARGO_BIN_EXE_micros"))
+        .args(["run"])
+        .current_dir(dir.path())
+        .env("MICROS_CACHE_DIR", cache())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run micros");
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(
+        output.status.success(),
+        "micros run failed:\n{stderr}\n{stdout}"
+    );
+    assert!(
+        stdout.contains("MARKER-RUN"),
+        "the serial console is on the terminal:\n{stdout}"
+    );
+    assert!(
+        stderr.contains("booting boot-test under qemu-system-x86_64 with ")
+            || stderr.contains("booting micros under qemu-system-x86_64 with "),
+        "{stderr}"
+    );
+    // Which accelerator, and why, is said either way.
+    assert!(
+        stderr.contains("KVM") || stderr.contains("software emulation (TCG)"),
+        "{stderr}"
+    );
+}

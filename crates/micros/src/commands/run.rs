@@ -16,11 +16,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = built.directory.display().to_string();
     let cmdline =
         std::fs::read_to_string(built.directory.join("cmdline")).context("reading cmdline")?;
-    // This machine's KVM cannot run these kernels (a nested variant), so
-    // MicrOS uses software emulation and says so.
-    eprintln!("booting {} under {binary} with software emulation (TCG); power the guest off or press Ctrl-a x to quit", config.networking.host_name);
+    let (accel, why) = qemu::probe_kvm(config, &built.directory);
+    eprintln!("booting {} under {binary} with {why}; power it off with /usr/sbin/poweroff or press Ctrl-a x to quit", config.networking.host_name);
     let status = Command::new(binary)
-        .args(qemu::arguments(config, &dir))
+        .args(qemu::arguments_with(config, &dir, accel))
         .args(["-append", cmdline.trim()])
         .status()
         .map_err(|error| match error.kind() {
