@@ -335,7 +335,9 @@ fn fail(reason: &str) -> ! {
                     "micros-init: starting {shell} (micros.onfailure=shell)"
                 );
                 let program = CString::new(shell).expect("no NUL");
-                let argv = [program.as_ptr(), std::ptr::null()];
+                // busybox picks the applet from argv[0].
+                let name = CString::new("sh").expect("no NUL");
+                let argv = [name.as_ptr(), std::ptr::null()];
                 // SAFETY: argv is NULL-terminated and outlives the call.
                 #[allow(unsafe_code)]
                 unsafe {

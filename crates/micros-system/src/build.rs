@@ -246,7 +246,27 @@ fn write_artifacts(
         std::fs::write(&path, bytes).map_err(io(&path))?;
     }
     if all || attribute == Attribute::Initrd {
-        let mut initrd = crate::initrd::build(platform, kernel, &initrd_modules(config))?;
+        // busybox-static, when installed, is the shell micros.onfailure=shell starts.
+        let shell = if data.iter().any(|(name, _)| name == "busybox-static") {
+            let packages: Vec<(&str, &Path)> = data
+                .iter()
+                .filter(|(name, _)| name == "busybox-static")
+                .map(|(n, t)| (n.as_str(), t.as_path()))
+                .collect();
+            let mut busybox = Tree::new();
+            for (name, tar) in packages {
+                unpack_tar(name, tar, &mut busybox, UnpackOptions { merged_usr: true })?;
+            }
+            busybox
+                .get(&micros_image::TreePath::parse("/usr/bin/busybox")?)
+                .and_then(|e| match &e.kind {
+                    micros_image::Kind::File(content) => Some(content.clone()),
+                    _ => None,
+                })
+        } else {
+            None
+        };
+        let mut initrd = crate::initrd::build(platform, kernel, &initrd_modules(config), shell)?;
         initrd.normalize(epoch)?;
         let compression = match config.boot.initrd.compression {
             ConfigCompression::Zstd => Compression::Zstd { level: 19 },

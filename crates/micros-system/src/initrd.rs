@@ -6,6 +6,7 @@
 //! /proc /sys /run /newroot  mount points
 //! /lib/modules/<name>.ko    uncompressed, in the order of…
 //! /etc/micros/modules       …this list
+//! /bin/busybox              a shell for micros.onfailure=shell, when given
 //! ```
 use micros_image::{Content, Entry, Kind, Tree, TreePath};
 
@@ -26,8 +27,13 @@ fn path(text: &str) -> TreePath {
 }
 
 /// Builds the initrd tree for `platform` with `modules` (and their
-/// dependencies) from `kernel`.
-pub fn build(platform: &str, kernel: &Kernel, modules: &[String]) -> Result<Tree, InitrdError> {
+/// dependencies) from `kernel`, and `shell` (a static busybox) if given.
+pub fn build(
+    platform: &str,
+    kernel: &Kernel,
+    modules: &[String],
+    shell: Option<Content>,
+) -> Result<Tree, InitrdError> {
     let init = crate::init::binary(platform).ok_or_else(|| InitrdError::NoInit {
         platform: platform.to_owned(),
     })?;
@@ -68,5 +74,11 @@ pub fn build(platform: &str, kernel: &Kernel, modules: &[String]) -> Result<Tree
         path("/etc/micros/modules"),
         Entry::file(Content::bytes(list), 0o644, "micros"),
     )?;
+    if let Some(shell) = shell {
+        tree.insert(
+            path("/bin/busybox"),
+            Entry::file(shell, 0o755, "busybox-static"),
+        )?;
+    }
     Ok(tree)
 }

@@ -116,6 +116,7 @@ fn images() -> Images {
             "squashfs".into(),
             "overlay".into(),
         ],
+        None,
     )
     .expect("an initrd");
     initrd.normalize(0).unwrap();

@@ -71,6 +71,10 @@ struct Boot {
 /// Runs `result/run-vm`, collecting the console until `until` appears and
 /// QEMU exits, or `timeout` passes (then QEMU is killed by its PID).
 fn boot(dir: &Path, extra: &[&str], until: &str, timeout: Duration) -> Boot {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut child = Command::new(dir.join("result/run-vm"))
         .args(extra)
         .stdin(Stdio::null())
@@ -87,7 +91,7 @@ fn boot(dir: &Path, extra: &[&str], until: &str, timeout: Duration) -> Boot {
     });
     let start = Instant::now();
     let mut console = String::new();
-    let mut seen = false;
+    let mut seen_at: Option<Instant> = None;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             console.extend(receiver.try_iter().map(|l| l + "\n"));
@@ -96,7 +100,9 @@ fn boot(dir: &Path, extra: &[&str], until: &str, timeout: Duration) -> Boot {
                 exit: status.code(),
             };
         }
-        if start.elapsed() > timeout || (seen && start.elapsed() > timeout / 2) {
+        if start.elapsed() > timeout
+            || (seen_at.is_some_and(|t: Instant| t.elapsed() > Duration::from_secs(20)))
+        {
             let _ = child.kill();
             let _ = child.wait();
             console.extend(receiver.try_iter().map(|l| l + "\n"));
@@ -106,7 +112,9 @@ fn boot(dir: &Path, extra: &[&str], until: &str, timeout: Duration) -> Boot {
             };
         }
         if let Ok(line) = receiver.recv_timeout(Duration::from_millis(200)) {
-            seen |= line.contains(until);
+            if seen_at.is_none() && line.contains(until) {
+                seen_at = Some(Instant::now());
+            }
             console.push_str(&line);
             console.push('\n');
         }
@@ -123,7 +131,7 @@ const SERVICES: &str = r#"  {
       killer = {
         oneshot = true,
         after = ["counter", "second", "logged"],
-        command = "sh -c 'sleep 2; kill $(cat /etc/sv/counter/supervise/pid); sleep 3; echo MODULE-$(grep -o ^dummy /proc/modules); echo FROM-LOG-$(cat /var/log/logged/current | cut -d\" \" -f2); echo MARKER-POWEROFF; /usr/sbin/poweroff'",
+        command = "sh -c 'first=$(cat /etc/sv/counter/supervise/pid); kill $first; n=0; while [ $n -lt 600 ] && { [ ! -s /etc/sv/counter/supervise/pid ] || [ $(cat /etc/sv/counter/supervise/pid) = $first ]; }; do sleep 0.1; n=$((n+1)); done; sleep 1; echo MODULE-$(grep -o ^dummy /proc/modules); echo FROM-LOG-$(cut -d\" \" -f2 /var/log/logged/current); echo MARKER-POWEROFF; /usr/sbin/poweroff'",
       },
     },
     boot.kernelModules.dummy = true,
@@ -300,4 +308,29 @@ fn needs_network_and_qemu_micros_run_boots_on_the_terminal_and_says_how() {
         stderr.contains("KVM") || stderr.contains("software emulation (TCG)"),
         "{stderr}"
     );
+}
+
+#[test]
+fn needs_network_and_qemu_a_stage1_failure_can_start_a_shell() {
+    let dir = project("  { boot.root = \"/dev/vdb\", boot.rootWait = 1, boot.kernelParams = [\"micros.onfailure=shell\"] },");
+    build(dir.path(), "result");
+    let boot = boot(
+        dir.path(),
+        &[],
+        "starting /bin/busybox",
+        Duration::from_secs(120),
+    );
+    assert!(
+        boot.console
+            .contains("micros-init: the root device /dev/vdb did not appear within 1 s"),
+        "{}",
+        boot.console
+    );
+    assert!(
+        boot.console
+            .contains("micros-init: starting /bin/busybox (micros.onfailure=shell)"),
+        "{}",
+        boot.console
+    );
+    assert!(!boot.console.contains("Kernel panic"), "{}", boot.console);
 }
