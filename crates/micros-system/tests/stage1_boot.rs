@@ -197,7 +197,15 @@ fn boot(images: &Images, cmdline: &str, until: &str, timeout: Duration) -> Strin
     let stdout = child.stdout.take().unwrap();
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        // Bytes, not `lines()`: firmware output is not always UTF-8, and
+        // one bad byte must not end the capture.
+        let mut reader = BufReader::new(stdout);
+        let mut raw = Vec::new();
+        while reader.read_until(b'\n', &mut raw).unwrap_or(0) > 0 {
+            let line = String::from_utf8_lossy(&raw)
+                .trim_end_matches(['\r', '\n'])
+                .to_owned();
+            raw.clear();
             if sender.send(line).is_err() {
                 break;
             }
@@ -266,4 +274,64 @@ fn needs_network_and_qemu_stage1_says_which_root_device_never_appeared() {
         "no clear stage 1 error; console:\n{console}"
     );
     assert!(!console.contains("Kernel panic"), "{console}");
+}
+
+/// The root squashfs as partition 2 of a disk (a small empty partition 1
+/// first), as an SD card or disk image would hold it.
+fn disk(images: &Images, table: micros_image::PartitionTable) -> (PathBuf, String) {
+    use micros_image::{DiskLayout, PartitionSpec, PartitionType};
+    let path = images.root.with_file_name(format!("disk-{table:?}.img"));
+    let layout = DiskLayout {
+        table,
+        partitions: vec![
+            PartitionSpec {
+                name: "boot".into(),
+                kind: PartitionType::FAT32,
+                size: Some(1 << 20),
+                content: None,
+                bootable: false,
+            },
+            PartitionSpec {
+                name: "root".into(),
+                kind: PartitionType::LINUX,
+                size: None,
+                content: Some(images.root.clone()),
+                bootable: false,
+            },
+        ],
+        size: None,
+        seed: b"stage1 test".to_vec(),
+    };
+    let summary = micros_image::write_disk(&path, &layout).expect("a disk image");
+    (path, summary.partition_uuids[1].clone())
+}
+
+#[test]
+fn needs_network_and_qemu_stage1_finds_the_root_by_partuuid_on_mbr_and_gpt_disks() {
+    let mut images = images();
+    let squashfs = images.root.clone();
+    for table in [
+        micros_image::PartitionTable::Mbr,
+        micros_image::PartitionTable::Gpt,
+    ] {
+        images.root = squashfs.clone();
+        let (disk, partuuid) = disk(&images, table);
+        images.root = disk;
+        let cmdline =
+            format!("console=ttyS0 root=PARTUUID={partuuid} micros.init=/sbin/init panic=-1");
+        let console = boot(
+            &images,
+            &cmdline,
+            "MICROS-STAGE1-OK",
+            Duration::from_secs(120),
+        );
+        assert!(
+            console.contains("MICROS-STAGE1-OK"),
+            "{table:?}: no marker; console:\n{console}"
+        );
+        assert!(
+            console.contains("/dev/vda2 /run/micros/lower squashfs ro"),
+            "{table:?}: the root is partition 2:\n{console}"
+        );
+    }
 }

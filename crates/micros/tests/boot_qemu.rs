@@ -85,7 +85,15 @@ fn boot(dir: &Path, extra: &[&str], until: &str, timeout: Duration) -> Boot {
     let stdout = child.stdout.take().unwrap();
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        // Bytes, not `lines()`: firmware output is not always UTF-8, and
+        // one bad byte must not end the capture.
+        let mut reader = BufReader::new(stdout);
+        let mut raw = Vec::new();
+        while reader.read_until(b'\n', &mut raw).unwrap_or(0) > 0 {
+            let line = String::from_utf8_lossy(&raw)
+                .trim_end_matches(['\r', '\n'])
+                .to_owned();
+            raw.clear();
             let _ = sender.send(line);
         }
     });
