@@ -171,6 +171,20 @@ fn images() -> Images {
 /// Boots under QEMU (software emulation) and collects the console until
 /// `until` appears or `timeout` passes; QEMU is then killed by its PID.
 fn boot(images: &Images, cmdline: &str, until: &str, timeout: Duration) -> String {
+    // QEMU 7.2's software emulation sometimes double-faults Debian's 6.12
+    // kernel in early boot (in __kmalloc, before the initrd runs; seen in
+    // about one boot in five). That is the emulator, not MicrOS: boot again.
+    for attempt in 1..=3 {
+        let console = boot_once(images, cmdline, until, timeout);
+        if !console.contains("Oops: double fault") || attempt == 3 {
+            return console;
+        }
+        eprintln!("note: the emulator double-faulted the kernel in early boot; booting again");
+    }
+    unreachable!()
+}
+
+fn boot_once(images: &Images, cmdline: &str, until: &str, timeout: Duration) -> String {
     let mut child = Command::new("qemu-system-x86_64")
         .args([
             "-accel",
