@@ -356,3 +356,28 @@ fn needs_network_and_qemu_a_stage1_failure_can_start_a_shell() {
     );
     assert!(!boot.console.contains("Kernel panic"), "{}", boot.console);
 }
+
+#[test]
+fn needs_network_micros_run_without_qemu_names_the_package_to_install() {
+    let dir = project("");
+    let bin = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_micros"))
+        .args(["run"])
+        .current_dir(dir.path())
+        .env("MICROS_CACHE_DIR", cache())
+        // No QEMU on this PATH (building needs no external tool).
+        .env("PATH", bin.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run micros");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("qemu-system-x86_64 is not installed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("install the Debian package qemu-system-x86"),
+        "{stderr}"
+    );
+}
