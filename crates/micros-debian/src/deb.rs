@@ -105,18 +105,13 @@ pub fn data_tar(
     };
     let mut file = std::fs::File::open(deb).map_err(io)?;
     let length = file.metadata().map_err(io)?.len();
-    let members = ar::members(length, |offset, n| {
-        let mut buffer = vec![0; n];
-        let read = file
-            .seek(SeekFrom::Start(offset))
-            .and_then(|_| read_up_to(&mut file, &mut buffer));
-        buffer.truncate(read.unwrap_or(0));
-        buffer
-    })
-    .map_err(|source| DebError::Ar {
-        package: package.to_owned(),
-        source,
-    })?;
+    let members =
+        ar::members(length, |offset, n| read_at(&mut file, offset, n)).map_err(|source| {
+            DebError::Ar {
+                package: package.to_owned(),
+                source,
+            }
+        })?;
     let data = members
         .iter()
         .find(|m| m.name.starts_with("data.tar"))
@@ -146,6 +141,17 @@ pub fn data_tar(
     Ok(entry.commit()?)
 }
 
+/// Up to `n` bytes at `offset` (fewer at the end of the file or on an
+/// error, which the readers then report as truncation).
+fn read_at(file: &mut std::fs::File, offset: u64, n: usize) -> Vec<u8> {
+    let mut buffer = vec![0; n];
+    let read = file
+        .seek(SeekFrom::Start(offset))
+        .and_then(|_| read_up_to(file, &mut buffer));
+    buffer.truncate(read.unwrap_or(0));
+    buffer
+}
+
 fn read_up_to(file: &mut std::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
     let mut total = 0;
     while total < buffer.len() {
@@ -173,18 +179,13 @@ pub fn unpack_tar(
     };
     let mut file = std::fs::File::open(data_tar).map_err(io)?;
     let length = file.metadata().map_err(io)?.len();
-    let entries = tar::entries(length, |offset, n| {
-        let mut buffer = vec![0; n];
-        let read = file
-            .seek(SeekFrom::Start(offset))
-            .and_then(|_| read_up_to(&mut file, &mut buffer));
-        buffer.truncate(read.unwrap_or(0));
-        buffer
-    })
-    .map_err(|source| DebError::Tar {
-        package: package.to_owned(),
-        source,
-    })?;
+    let entries =
+        tar::entries(length, |offset, n| read_at(&mut file, offset, n)).map_err(|source| {
+            DebError::Tar {
+                package: package.to_owned(),
+                source,
+            }
+        })?;
     let shared = Arc::new(data_tar.to_owned());
     let place = |path: &str| -> Result<TreePath, DebError> {
         // dpkg-deb writes `./`-relative names; an absolute one means a
