@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use micros_config::Config;
 use micros_debian::archive::{Source, DEFAULT_KEYRING};
+use micros_debian::cache::Cache;
+use micros_debian::fetch::Fetcher;
 use micros_debian::lock::Lock;
-use micros_debian::resolve::Wanted;
+use micros_debian::resolve::{resolve, LockMode, Resolved, Wanted};
 use micros_debian::sources::{find_mirror, Mirror};
 
 /// The lock file of the configuration at `config`.
@@ -67,6 +69,53 @@ pub fn mirror(config: &Config, flag: Option<&str>) -> anyhow::Result<Mirror> {
         environment.as_deref(),
         Path::new("/"),
     )?)
+}
+
+/// The configuration's packages, resolved against its lock the way `lock`,
+/// `fetch` and `build` all do; a changed lock is written next to the
+/// config (`resolved.changed` says so).
+pub struct Locked {
+    pub resolved: Resolved,
+    pub fetcher: Fetcher,
+    pub cache: Cache,
+    pub lock_path: PathBuf,
+}
+
+pub fn resolve_config(
+    config: &Config,
+    file: &Path,
+    mode: LockMode,
+    offline: bool,
+    mirror_flag: Option<&str>,
+) -> anyhow::Result<Locked> {
+    let lock_path = lock_path(file);
+    let existing = read_lock(&lock_path)?;
+    // Offline needs no mirror: nothing is downloaded.
+    let mut fetcher = if offline {
+        Fetcher::new("offline:")
+    } else {
+        Fetcher::new(&mirror(config, mirror_flag)?.url)
+    };
+    fetcher.offline = offline;
+    let cache = Cache::from_environment()?;
+    let resolved = resolve(
+        &wanted(config),
+        &source(config, file),
+        existing.as_ref(),
+        mode,
+        &fetcher,
+        &cache,
+        &Bar::new("indexes"),
+    )?;
+    if resolved.changed {
+        write_lock(&lock_path, &resolved.lock)?;
+    }
+    Ok(Locked {
+        resolved,
+        fetcher,
+        cache,
+        lock_path,
+    })
 }
 
 pub fn read_lock(path: &Path) -> anyhow::Result<Option<Lock>> {

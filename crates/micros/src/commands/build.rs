@@ -3,9 +3,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use micros_debian::cache::Cache;
-use micros_debian::fetch::Fetcher;
-use micros_debian::resolve::{fetch_packages, resolve, LockMode};
+use micros_debian::resolve::{fetch_packages, LockMode};
 use micros_system::build::{build, Attribute, Built};
 
 use crate::packages::{self, human, Bar};
@@ -56,31 +54,24 @@ pub fn build_system(args: &Args) -> anyhow::Result<(micros_config::Config, Built
     })?;
     let evaluation = super::evaluate(&args.file)?;
     let config = &evaluation.config;
-    let lock_path = packages::lock_path(&args.file);
-    let existing = packages::read_lock(&lock_path)?;
     let mode = if args.locked {
         LockMode::Locked
     } else {
         LockMode::Normal
     };
-    let mut fetcher = if args.offline {
-        Fetcher::new("offline:")
-    } else {
-        Fetcher::new(&packages::mirror(config, args.mirror.as_deref())?.url)
-    };
-    fetcher.offline = args.offline;
-    let cache = Cache::from_environment()?;
-    let resolved = resolve(
-        &packages::wanted(config),
-        &packages::source(config, &args.file),
-        existing.as_ref(),
+    let packages::Locked {
+        resolved,
+        fetcher,
+        cache,
+        lock_path,
+    } = packages::resolve_config(
+        config,
+        &args.file,
         mode,
-        &fetcher,
-        &cache,
-        &Bar::new("indexes"),
+        args.offline,
+        args.mirror.as_deref(),
     )?;
     if resolved.changed {
-        packages::write_lock(&lock_path, &resolved.lock)?;
         eprintln!("wrote {}", lock_path.display());
     }
     let debs = fetch_packages(&resolved.lock, &fetcher, &cache, &Bar::new("packages"))?;

@@ -2,9 +2,7 @@
 //! later builds work offline.
 use std::path::PathBuf;
 
-use micros_debian::cache::Cache;
-use micros_debian::fetch::Fetcher;
-use micros_debian::resolve::{fetch_packages, resolve, LockMode};
+use micros_debian::resolve::{fetch_packages, LockMode};
 
 use crate::packages::{self, human, Bar};
 
@@ -23,27 +21,24 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let evaluation = super::evaluate(&args.file)?;
-    let config = &evaluation.config;
-    let lock_path = packages::lock_path(&args.file);
-    let existing = packages::read_lock(&lock_path)?;
     let mode = if args.locked {
         LockMode::Locked
     } else {
         LockMode::Normal
     };
-    let fetcher = Fetcher::new(&packages::mirror(config, args.mirror.as_deref())?.url);
-    let cache = Cache::from_environment()?;
-    let resolved = resolve(
-        &packages::wanted(config),
-        &packages::source(config, &args.file),
-        existing.as_ref(),
+    let packages::Locked {
+        resolved,
+        fetcher,
+        cache,
+        lock_path,
+    } = packages::resolve_config(
+        &evaluation.config,
+        &args.file,
         mode,
-        &fetcher,
-        &cache,
-        &Bar::new("indexes"),
+        false,
+        args.mirror.as_deref(),
     )?;
     if resolved.changed {
-        packages::write_lock(&lock_path, &resolved.lock)?;
         println!("wrote {}", lock_path.display());
     }
     let paths = fetch_packages(&resolved.lock, &fetcher, &cache, &Bar::new("packages"))?;

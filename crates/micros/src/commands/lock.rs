@@ -2,11 +2,9 @@
 //! `micros.lock` next to it.
 use std::path::PathBuf;
 
-use micros_debian::cache::Cache;
-use micros_debian::fetch::Fetcher;
-use micros_debian::resolve::{resolve, LockMode};
+use micros_debian::resolve::LockMode;
 
-use crate::packages::{self, human, Bar};
+use crate::packages::{self, human};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,9 +27,6 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let evaluation = super::evaluate(&args.file)?;
-    let config = &evaluation.config;
-    let lock_path = packages::lock_path(&args.file);
-    let existing = packages::read_lock(&lock_path)?;
     let mode = if args.update {
         LockMode::Update
     } else if args.locked {
@@ -39,28 +34,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         LockMode::Normal
     };
-    let mut fetcher = if args.offline {
-        Fetcher::new("offline:")
-    } else {
-        Fetcher::new(&packages::mirror(config, args.mirror.as_deref())?.url)
-    };
-    fetcher.offline = args.offline;
-    let cache = Cache::from_environment()?;
-    let wanted = packages::wanted(config);
-    let source = packages::source(config, &args.file);
-    let resolved = resolve(
-        &wanted,
-        &source,
-        existing.as_ref(),
+    let packages::Locked {
+        resolved,
+        lock_path,
+        ..
+    } = packages::resolve_config(
+        &evaluation.config,
+        &args.file,
         mode,
-        &fetcher,
-        &cache,
-        &Bar::new("indexes"),
+        args.offline,
+        args.mirror.as_deref(),
     )?;
     let lock = &resolved.lock;
-    if resolved.changed {
-        packages::write_lock(&lock_path, lock)?;
-    }
     let download: u64 = lock.packages.iter().map(|p| p.size).sum();
     let installed: u64 = lock.packages.iter().map(|p| p.installed_size * 1024).sum();
     println!(
