@@ -8,8 +8,9 @@
 //! ├── indexes-v1/<sha256>    compressed Packages indexes, by SHA-256
 //! ├── releases-v1/<key>      the last verified InRelease text per suite,
 //! │                          mirror and keyring (for offline lock extension)
-//! └── data-v1/<sha256>.tar   decompressed data.tar of a .deb, which tree
-//!                            entries point into
+//! ├── data-v1/<sha256>.tar   decompressed data.tar of a .deb, which tree
+//! │                          entries point into
+//! └── kvm-v1/<sha256>        whether KVM boots that kernel here (micros run)
 //! ```
 //!
 //! Entries are written to a temporary file in the same directory, synced
@@ -56,6 +57,7 @@ pub enum Bucket {
     Indexes,
     Releases,
     Data,
+    Kvm,
 }
 
 impl Bucket {
@@ -65,6 +67,7 @@ impl Bucket {
             Bucket::Indexes => "indexes-v1",
             Bucket::Releases => "releases-v1",
             Bucket::Data => "data-v1",
+            Bucket::Kvm => "kvm-v1",
         }
     }
 }

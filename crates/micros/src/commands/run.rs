@@ -16,7 +16,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = built.directory.display().to_string();
     let cmdline =
         std::fs::read_to_string(built.directory.join("cmdline")).context("reading cmdline")?;
-    let (accel, why) = qemu::probe_kvm(config, &built.directory);
+    let (accel, why) = accelerator(config, &built)?;
     eprintln!("booting {} under {binary} with {why}; power it off with /usr/sbin/poweroff or press Ctrl-a x to quit", config.networking.host_name);
     let status = Command::new(binary)
         .args(qemu::arguments_with(config, &dir, accel))
@@ -30,4 +30,53 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("{binary} exited with {status}");
     }
     Ok(())
+}
+
+/// The KVM probe boots the kernel for up to 5 s; its verdict depends only
+/// on the kernel and this machine, so it is kept in the cache per kernel.
+/// The cheap checks (architecture, /dev/kvm) are never cached.
+fn accelerator(
+    config: &micros_config::Config,
+    built: &micros_system::build::Built,
+) -> anyhow::Result<(qemu::Accel, String)> {
+    let (accel, why) = match built.artifacts.get("kernel") {
+        Some((_, sha256)) => {
+            let cache = micros_debian::cache::Cache::from_environment()?;
+            let path = cache.path(micros_debian::cache::Bucket::Kvm, sha256);
+            match std::fs::read_to_string(&path).ok().and_then(|v| {
+                v.split_once('\n')
+                    .map(|(a, w)| (a.to_owned(), w.to_owned()))
+            }) {
+                Some((accel, why)) => (
+                    if accel == "kvm" {
+                        qemu::Accel::Kvm
+                    } else {
+                        qemu::Accel::Tcg
+                    },
+                    why,
+                ),
+                None => {
+                    let (accel, why) = qemu::probe_kvm(config, &built.directory);
+                    if why == "KVM" || why.contains("KVM is present but") {
+                        let verdict = format!(
+                            "{}\n{why}",
+                            if accel == qemu::Accel::Kvm {
+                                "kvm"
+                            } else {
+                                "tcg"
+                            }
+                        );
+                        let _ = cache.write(
+                            micros_debian::cache::Bucket::Kvm,
+                            sha256,
+                            verdict.as_bytes(),
+                        );
+                    }
+                    (accel, why)
+                }
+            }
+        }
+        None => qemu::probe_kvm(config, &built.directory),
+    };
+    Ok((accel, why))
 }
