@@ -238,8 +238,17 @@ fn mount_root(root: &Path, options: &Options) -> Result<(), String> {
     match &options.overlay {
         Overlay::Tmpfs => mount("tmpfs", WRITABLE, "tmpfs", 0, "mode=0755")?,
         Overlay::Data(spec) => {
-            let data = wait_for(spec, options.root_wait)
-                .map_err(|e| e.replace("root device", "data partition"))?;
+            let data = wait_for(spec, options.root_wait).map_err(|e| {
+                let e = e.replace("root device", "data partition");
+                match spec {
+                    DeviceSpec::Label(_) => format!(
+                        "{e}; a blank data partition has no label yet: name it micros.data=PARTUUID=..."
+                    ),
+                    _ => e,
+                }
+            })?;
+            prepare_data_partition(&data, spec)?;
+            // The ext4 driver mounts the ext2 filesystem stage 1 makes.
             mount(&data.display().to_string(), WRITABLE, "ext4", 0, "")?;
         }
     }
@@ -254,6 +263,96 @@ fn mount_root(root: &Path, options: &Options) -> Result<(), String> {
         0,
         &format!("lowerdir={LOWER},upperdir={WRITABLE}/upper,workdir={WRITABLE}/work"),
     )
+}
+
+/// How much of the data partition's start must be zeros for stage 1 to
+/// format it: past every filesystem's and LUKS's signature.
+const BLANK_START: u64 = 1 << 20;
+
+/// The image ships the data partition blank: on first boot, format it as
+/// ext2. A partition that is ext2/3/4 already is left alone, and one that
+/// holds anything else is never overwritten.
+fn prepare_data_partition(device: &Path, spec: &DeviceSpec) -> Result<(), String> {
+    use micros_init::ext2;
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::FileExt;
+
+    let name = device.display();
+    let mut file = std::fs::File::open(device)
+        .map_err(|e| format!("cannot open the data partition {name}: {e}"))?;
+    let size = file
+        .seek(SeekFrom::End(0))
+        .map_err(|e| format!("cannot get the size of the data partition {name}: {e}"))?;
+    let mut start = vec![0; size.min(BLANK_START) as usize];
+    file.read_exact_at(&mut start, 0)
+        .map_err(|e| format!("cannot read the data partition {name}: {e}"))?;
+    if ext2::has_ext_magic(&start) {
+        return Ok(());
+    }
+    if !ext2::is_blank(&start) {
+        return Err(format!(
+            "the data partition {name} holds data that is not an ext2/3/4 filesystem, \
+             and micros-init will not overwrite it; to have it formatted on the next boot, \
+             wipe its start: dd if=/dev/zero of={name} bs=1M count=1"
+        ));
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "micros-init: preparing the data partition {name} ({} MiB) as ext2",
+        size >> 20
+    );
+    // The UUID follows from the partition's name, not from a random source:
+    // the same image gives the same filesystem.
+    let uuid = ext2::uuid_from_name(format!("micros-data {spec}").as_bytes());
+    let label = match spec {
+        DeviceSpec::Label(label) => label.as_str(),
+        _ => "micros-data",
+    };
+    let plan = ext2::format(size, uuid, label)
+        .map_err(|e| format!("cannot format the data partition {name}: {e}"))?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(device)
+        .map_err(|e| format!("cannot open the data partition {name} for writing: {e}"))?;
+    write_plan(&file, &plan).map_err(|e| format!("cannot format the data partition {name}: {e}"))
+}
+
+/// Writes a format plan so that a power cut at any moment leaves a partition
+/// the next boot formats again (its start still blank) or mounts (complete),
+/// except within the last few KiB: first what keeps the start blank (the
+/// zeroed inode tables and everything past the start), then the rest but the
+/// primary superblock, then the superblock, whose magic says "done"; each
+/// step on the disk before the next.
+fn write_plan(file: &std::fs::File, plan: &[micros_init::ext2::Write]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+
+    let zeros = vec![0; 1 << 20];
+    let write_zeros = |write: &micros_init::ext2::Write| {
+        let mut at = write.offset + write.bytes.len() as u64;
+        while at < write.end() {
+            let length = (write.end() - at).min(zeros.len() as u64) as usize;
+            file.write_all_at(&zeros[..length], at)?;
+            at += length as u64;
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let Some((superblock, rest)) = plan.split_first() else {
+        return Ok(());
+    };
+    for write in rest {
+        write_zeros(write)?;
+        if write.offset >= BLANK_START {
+            file.write_all_at(&write.bytes, write.offset)?;
+        }
+    }
+    file.sync_all()?;
+    for write in rest.iter().filter(|write| write.offset < BLANK_START) {
+        file.write_all_at(&write.bytes, write.offset)?;
+    }
+    file.sync_all()?;
+    file.write_all_at(&superblock.bytes, superblock.offset)?;
+    write_zeros(superblock)?;
+    file.sync_all()
 }
 
 fn switch_root(options: &Options) -> Result<(), String> {
