@@ -38,7 +38,7 @@ pub fn evaluate_with(path: &Path, options: &Options) -> Result<Evaluation, Error
     let json = match session.export_json(main.clone()) {
         Ok(json) => json,
         Err(diagnostics) => {
-            let option = locate_failure(path, options, &diagnostics.0);
+            let option = locate_failure(path, &diagnostics.0);
             return Err(Error::Nickel {
                 option,
                 diagnostics: diagnostics.0,
@@ -128,9 +128,9 @@ fn unknown_option(value: &serde_json::Value, options: &Options, prefix: &str) ->
 /// A failed evaluation can leave thunks behind in a state that no longer
 /// fails (a contract already consumed), so every probe after a failure runs
 /// in a fresh session. This costs a few re-evaluations, only on errors.
-fn locate_failure(path: &Path, options: &Options, diagnostics: &str) -> Option<String> {
+fn locate_failure(path: &Path, diagnostics: &str) -> Option<String> {
     let mut failing = Vec::new();
-    collect_failures(path, &mut Vec::new(), options, &mut failing);
+    collect_failures(path, &mut Vec::new(), &mut failing);
     let named = failing.iter().find(|option| {
         let last = option.rsplit('.').next().unwrap_or(option);
         diagnostics.contains(&format!("`{last}`"))
@@ -153,7 +153,7 @@ fn record_at(file: &Path, path: &[String]) -> Option<(Session, NickelValue)> {
     Some((session, record))
 }
 
-fn collect_failures(file: &Path, path: &mut Vec<String>, options: &Options, out: &mut Vec<String>) {
+fn collect_failures(file: &Path, path: &mut Vec<String>, out: &mut Vec<String>) {
     let Some((session, record)) = record_at(file, path) else {
         return;
     };
@@ -187,15 +187,13 @@ fn collect_failures(file: &Path, path: &mut Vec<String>, options: &Options, out:
     }
     for name in failed {
         path.push(name);
+        // Descend even into an option: a record of records
+        // (`networking.interfaces`) fails at the field the user wrote.
         let option = path.join(".");
-        if options.is_option(&option) {
+        let before = out.len();
+        collect_failures(file, path, out);
+        if out.len() == before {
             out.push(option);
-        } else {
-            let before = out.len();
-            collect_failures(file, path, options, out);
-            if out.len() == before {
-                out.push(option);
-            }
         }
         path.pop();
     }

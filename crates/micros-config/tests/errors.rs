@@ -140,3 +140,37 @@ fn a_missing_file_names_the_path() {
         .to_string();
     assert!(message.contains("/nonexistent/system.ncl"), "{message}");
 }
+
+#[test]
+fn bad_addresses_name_the_option() {
+    let message = common::error(r#"{ networking.interfaces.eth0.ipv4.address = "10.0.2.15/33" }"#);
+    assert!(
+        message.starts_with("in option `networking.interfaces.eth0.ipv4.address`:"),
+        "{message}"
+    );
+    assert!(
+        message.contains("expected an IPv4 address with a prefix length"),
+        "{message}"
+    );
+    let message = common::error(r#"{ networking.interfaces.eth0.ipv4.gateway = "10.0.2.256" }"#);
+    assert!(
+        message.starts_with("in option `networking.interfaces.eth0.ipv4.gateway`:"),
+        "{message}"
+    );
+    let message = common::error(r#"{ networking.nameservers = ["1.1.1.1", "dns.example"] }"#);
+    assert!(
+        message.starts_with("in option `networking.nameservers`:"),
+        "{message}"
+    );
+    assert!(message.contains("expected an IPv4 address"), "{message}");
+    let message = common::error(r#"{ networking.hostName = "my_box" }"#);
+    assert!(
+        message.starts_with("in option `networking.hostName`:"),
+        "{message}"
+    );
+    let message = common::error(r#"{ networking.interfaces."eth0 bad".dhcp = true }"#);
+    assert!(
+        message.contains("networking.interfaces.\"eth0 bad\": not an interface name"),
+        "{message}"
+    );
+}

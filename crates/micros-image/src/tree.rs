@@ -397,6 +397,47 @@ impl Tree {
         self.entries.get(path)
     }
 
+    /// Follows symbolic links (in every component, as the kernel would
+    /// inside the image) to what `path` names: its real path and entry.
+    /// `None` when something on the way is missing or the links loop.
+    pub fn resolve(&self, path: &TreePath) -> Option<(TreePath, &Entry)> {
+        let mut pending: Vec<String> = path.components().iter().rev().cloned().collect();
+        let mut at = TreePath::root();
+        let mut links = 0;
+        while let Some(name) = pending.pop() {
+            match name.as_str() {
+                "." => continue,
+                ".." => {
+                    at = at.parent().unwrap_or_else(TreePath::root);
+                    continue;
+                }
+                _ => {}
+            }
+            let next = at.join(&name).ok()?;
+            match &self.entries.get(&next)?.kind {
+                Kind::Symlink(target) => {
+                    links += 1;
+                    if links > 40 {
+                        return None;
+                    }
+                    if target.starts_with('/') {
+                        at = TreePath::root();
+                    }
+                    pending.extend(
+                        target
+                            .split('/')
+                            .filter(|c| !c.is_empty())
+                            .rev()
+                            .map(str::to_owned),
+                    );
+                }
+                _ => at = next,
+            }
+        }
+        let entry = self.entries.get(&at)?;
+        Some((at, entry))
+    }
+
     pub fn get_mut(&mut self, path: &TreePath) -> Option<&mut Entry> {
         self.entries.get_mut(path)
     }
@@ -480,6 +521,36 @@ mod tests {
 
     fn p(path: &str) -> TreePath {
         TreePath::parse(path).unwrap()
+    }
+
+    #[test]
+    fn resolve_follows_links_in_every_component() {
+        let mut tree = Tree::new();
+        tree.insert(
+            p("/usr/bin/busybox"),
+            Entry::file(Content::bytes("x"), 0o755, "busybox"),
+        )
+        .unwrap();
+        tree.insert(p("/usr/bin/sh"), Entry::symlink("busybox", "busybox"))
+            .unwrap();
+        tree.insert(p("/bin"), Entry::symlink("usr/bin", "micros"))
+            .unwrap();
+        tree.insert(p("/usr/sbin/nologin"), Entry::symlink("../bin/sh", "test"))
+            .unwrap();
+        tree.insert(p("/loop"), Entry::symlink("/loop", "test"))
+            .unwrap();
+        tree.insert(p("/dangling"), Entry::symlink("/usr/bin/zsh", "test"))
+            .unwrap();
+        let resolved = |path: &str| tree.resolve(&p(path)).map(|(at, _)| at.to_string());
+        assert_eq!(resolved("/bin/sh").as_deref(), Some("/usr/bin/busybox"));
+        assert_eq!(
+            resolved("/usr/sbin/nologin").as_deref(),
+            Some("/usr/bin/busybox")
+        );
+        assert_eq!(resolved("/bin").as_deref(), Some("/usr/bin"));
+        assert_eq!(resolved("/loop"), None);
+        assert_eq!(resolved("/dangling"), None);
+        assert_eq!(resolved("/bin/zsh"), None);
     }
 
     #[test]

@@ -44,13 +44,115 @@ pub struct Package<'a> {
 /// busybox applets linked into `/usr/bin` when busybox is installed and
 /// nothing else provides the name.
 const APPLETS: &[&str] = &[
-    "sh", "ash", "cat", "chmod", "chown", "cp", "date", "dd", "df", "dmesg", "echo", "env",
-    "false", "find", "free", "grep", "head", "hostname", "id", "ifconfig", "insmod", "ip", "kill",
-    "less", "ln", "login", "ls", "lsmod", "mkdir", "mknod", "modprobe", "more", "mount", "mv",
-    "nc", "ping", "ps", "pwd", "rm", "rmdir", "sed", "sleep", "stty", "sync", "sysctl", "tail",
-    "tee", "test", "top", "touch", "true", "udhcpc", "umount", "uname", "uptime", "vi", "wc",
-    "wget", "getty", "basename", "dirname", "awk", "tr", "cut", "sort", "uniq", "xargs", "[",
-    "logger", "syslogd", "klogd", "mdev", "ntpd",
+    "[",
+    "ash",
+    "awk",
+    "base64",
+    "basename",
+    "cat",
+    "chgrp",
+    "chmod",
+    "chown",
+    "cmp",
+    "cp",
+    "cut",
+    "date",
+    "dd",
+    "df",
+    "diff",
+    "dirname",
+    "dmesg",
+    "du",
+    "echo",
+    "env",
+    "expr",
+    "false",
+    "find",
+    "free",
+    "getty",
+    "grep",
+    "gunzip",
+    "gzip",
+    "head",
+    "hexdump",
+    "hostname",
+    "hwclock",
+    "id",
+    "ifconfig",
+    "insmod",
+    "install",
+    "ip",
+    "kill",
+    "killall",
+    "klogd",
+    "less",
+    "ln",
+    "logger",
+    "login",
+    "ls",
+    "lsmod",
+    "md5sum",
+    "mdev",
+    "mkdir",
+    "mknod",
+    "mkpasswd",
+    "mktemp",
+    "modprobe",
+    "more",
+    "mount",
+    "mv",
+    "nc",
+    "netstat",
+    "nologin",
+    "nslookup",
+    "passwd",
+    "pidof",
+    "ping",
+    "printf",
+    "ps",
+    "pwd",
+    "readlink",
+    "realpath",
+    "rm",
+    "rmdir",
+    "route",
+    "sed",
+    "seq",
+    "sh",
+    "sha256sum",
+    "sleep",
+    "sort",
+    "stat",
+    "stty",
+    "su",
+    "sync",
+    "sysctl",
+    "syslogd",
+    "tail",
+    "tar",
+    "tee",
+    "test",
+    "timeout",
+    "top",
+    "touch",
+    "tr",
+    "traceroute",
+    "true",
+    "udhcpc",
+    "umount",
+    "uname",
+    "uniq",
+    "unxz",
+    "uptime",
+    "vi",
+    "watch",
+    "wc",
+    "wget",
+    "which",
+    "xargs",
+    "xz",
+    "xzcat",
+    "zcat",
 ];
 
 fn path(text: &str) -> Result<TreePath, TreeError> {
@@ -97,11 +199,16 @@ pub fn assemble(
     // busybox-static ships no applet links.
     if tree.get(&path("/usr/bin/busybox")?).is_some() {
         for applet in APPLETS {
-            let link = path(&format!("/usr/bin/{applet}"))?;
-            if tree.get(&link).is_none()
-                && tree.get(&path(&format!("/usr/sbin/{applet}"))?).is_none()
-            {
-                tree.insert(link, Entry::symlink("busybox", "busybox (applet link)"))?;
+            let bin = path(&format!("/usr/bin/{applet}"))?;
+            let sbin = path(&format!("/usr/sbin/{applet}"))?;
+            if tree.get(&bin).is_none() && tree.get(&sbin).is_none() {
+                // Where Debian keeps it: users' shells name /usr/sbin/nologin.
+                let (link, target) = if *applet == "nologin" {
+                    (sbin, "../bin/busybox")
+                } else {
+                    (bin, "busybox")
+                };
+                tree.insert(link, Entry::symlink(target, "busybox (applet link)"))?;
             }
         }
     }
@@ -122,18 +229,64 @@ pub fn assemble(
         tree.remove(&dead);
     }
 
-    for dir in [
-        "/dev", "/proc", "/sys", "/run", "/tmp", "/var", "/etc", "/root",
+    for (dir, mode) in [
+        ("/dev", 0o755),
+        ("/proc", 0o555),
+        ("/sys", 0o555),
+        ("/run", 0o755),
+        ("/tmp", 0o1777),
+        ("/var", 0o755),
+        ("/etc", 0o755),
+        ("/root", 0o700),
     ] {
-        tree.insert(
-            path(dir)?,
-            Entry::directory(if dir == "/tmp" { 0o1777 } else { 0o755 }, "micros"),
-        )?;
+        tree.insert(path(dir)?, Entry::directory(mode, "micros"))?;
     }
     let database = users::render(&config.users)?;
     tree.replace(path("/etc/passwd")?, file(database.passwd, 0o644))?;
     tree.replace(path("/etc/group")?, file(database.group, 0o644))?;
     tree.replace(path("/etc/shadow")?, file(database.shadow, 0o600))?;
+    for (name, user) in &config.users.users {
+        let runs = tree
+            .resolve(&path(&user.shell)?)
+            .is_some_and(|(_, entry)| matches!(entry.kind, Kind::File(_) | Kind::Hardlink(_)));
+        if !runs {
+            return Err(RootfsError::Option {
+                option: format!("users.users.{name}.shell"),
+                message: format!(
+                    "{} is not in the image: no package provides it\nhint: add the package that ships it to environment.packages, or use /bin/sh",
+                    user.shell
+                ),
+            });
+        }
+        // A home directory that no package made belongs to its user.
+        let gid = config.users.groups[&user.group].gid;
+        let home = path(&user.home)?;
+        if tree.get(&home).is_none() && !matches!(user.home.as_str(), "/var/empty" | "/nonexistent")
+        {
+            tree.insert(
+                home.clone(),
+                Entry::directory(0o700, &format!("users.users.{name}.home")).owned(user.uid, gid),
+            )?;
+        }
+        if user.authorized_keys.is_empty() {
+            continue;
+        }
+        // dropbear refuses keys in a directory others can write to.
+        let origin = format!("users.users.{name}.authorizedKeys");
+        tree.replace(
+            home.join(".ssh")?,
+            Entry::directory(0o700, &origin).owned(user.uid, gid),
+        )?;
+        let keys: String = user
+            .authorized_keys
+            .iter()
+            .map(|k| format!("{k}\n"))
+            .collect();
+        tree.replace(
+            home.join(".ssh")?.join("authorized_keys")?,
+            Entry::file(Content::bytes(keys), 0o600, &origin).owned(user.uid, gid),
+        )?;
+    }
     tree.replace(
         path("/etc/hostname")?,
         file(format!("{}\n", config.networking.host_name), 0o644),

@@ -4,7 +4,8 @@
 //! ```text
 //! /etc/sv/<name>/run        exec's the command in the foreground
 //! /etc/sv/<name>/check      the `ready` command (sv's readiness check)
-//! /etc/sv/<name>/log/run    svlogd into /var/log/<name>, for log.target = "file"
+//! /etc/sv/<name>/log/run    svlogd into /var/log/<name> (with its size
+//!                           limits in /var/log/<name>/config), for log.target = "file"
 //! /etc/service/<name>  →    /etc/sv/<name>   (what runsvdir scans)
 //! ```
 //!
@@ -165,17 +166,15 @@ fn render_one(name: &str, service: &Service) -> Vec<ServiceFile> {
         });
     }
     if service.log.target == LogTarget::File {
+        // svlogd reads its rotation settings from `config` in the log
+        // directory itself.
         files.push(ServiceFile {
             path: "log/run".into(),
             contents: format!(
-                "#!/bin/sh\nmkdir -p /var/log/{name}\nexec svlogd -tt /var/log/{name}\n"
+                "#!/bin/sh\nmkdir -p /var/log/{name}\nprintf 's{}\\nn{}\\n' > /var/log/{name}/config\nexec svlogd -tt /var/log/{name}\n",
+                service.log.max_size, service.log.max_files
             ),
             executable: true,
-        });
-        files.push(ServiceFile {
-            path: "log/config".into(),
-            contents: format!("s{}\nn{}\n", service.log.max_size, service.log.max_files),
-            executable: false,
         });
     }
     files
@@ -241,7 +240,10 @@ mod tests {
             "echo booted\nstatus=$?\n[ $status -eq 0 ] || sv up . >/dev/null\nexit $status\n"
         ));
         assert_eq!(files[1].path, "log/run");
-        assert_eq!(files[2].contents, "s1000000\nn5\n");
+        assert_eq!(
+            files[1].contents,
+            "#!/bin/sh\nmkdir -p /var/log/marker\nprintf 's1000000\\nn5\\n' > /var/log/marker/config\nexec svlogd -tt /var/log/marker\n"
+        );
     }
 
     #[test]

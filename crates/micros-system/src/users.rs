@@ -25,6 +25,98 @@ pub enum UsersError {
     },
     #[error("users.users.{user}: `{field}` may not contain `:` or a newline")]
     BadCharacter { user: String, field: &'static str },
+    #[error("users.users.{user}.authorizedKeys[{index}]: not an SSH public key: {reason}\nhint: give one line of a `.pub` file, e.g. `ssh-ed25519 AAAAC3Nza… you@host`")]
+    BadKey {
+        user: String,
+        index: usize,
+        reason: String,
+    },
+    #[error("users.users.{user}.hashedPassword: {reason}\nhint: make one with `mkpasswd -m sha-512` (or set null to lock password login)")]
+    BadHash { user: String, reason: String },
+    #[error("users.users.{user}.home: a user with authorizedKeys needs a home directory of its own, not {home}")]
+    KeysWithoutHome { user: String, home: String },
+}
+
+/// The key types dropbear accepts in `authorized_keys`.
+const KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ssh-dss",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/// Checks one `authorized_keys` line: optional options, a key type, the
+/// base64 key blob (which must name the same type) and an optional comment.
+pub fn check_authorized_key(line: &str) -> Result<(), String> {
+    use base64::Engine as _;
+    if line.contains(['\n', '\r']) {
+        return Err("it spans several lines".into());
+    }
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some(at) = words.iter().position(|w| KEY_TYPES.contains(w)) else {
+        return Err(format!(
+            "no key type (one of {}) in `{}`",
+            KEY_TYPES.join(", "),
+            abbreviate(line)
+        ));
+    };
+    let kind = words[at];
+    let Some(encoded) = words.get(at + 1) else {
+        return Err(format!("the {kind} key has no key data after its type"));
+    };
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| format!("the {kind} key data is not base64 ({e})"))?;
+    let mut rest = blob.as_slice();
+    let mut field = || -> Option<&[u8]> {
+        let length = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let value = rest.get(4..4 + length)?;
+        rest = &rest[4 + length..];
+        Some(value)
+    };
+    match field() {
+        Some(named) if named == kind.as_bytes() => {}
+        _ => return Err(format!("the key data is not an {kind} key")),
+    }
+    if kind == "ssh-ed25519" && (field().map(<[u8]>::len) != Some(32) || !rest.is_empty()) {
+        return Err("the ssh-ed25519 key data is cut short or too long".into());
+    }
+    Ok(())
+}
+
+fn abbreviate(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// Checks a `crypt(3)` hash: the formats busybox's `login` can verify, or
+/// a locked entry (`!` or `*` first).
+fn check_hash(hash: &str) -> Result<(), String> {
+    if hash.starts_with(['!', '*']) {
+        return Ok(());
+    }
+    if hash.starts_with("$y$") || hash.starts_with("$7$") {
+        return Err(
+            "busybox's login (the console login) cannot check yescrypt or scrypt hashes, the default of Debian's mkpasswd"
+                .into(),
+        );
+    }
+    if !["$1$", "$5$", "$6$"].iter().any(|p| hash.starts_with(p)) {
+        return Err(format!(
+            "`{}` is not a crypt(3) hash (expected one starting with $6$ or $5$)",
+            abbreviate(hash)
+        ));
+    }
+    if hash.split('$').count() < 4 {
+        return Err(format!("`{}` has no salt and hash parts", abbreviate(hash)));
+    }
+    Ok(())
 }
 
 /// The three files' contents.
@@ -53,14 +145,30 @@ pub fn render(users: &Users) -> Result<UserDatabase, UsersError> {
                 });
             }
         }
-        if user
-            .hashed_password
-            .as_deref()
-            .is_some_and(|h| h.contains([':', '\n']))
-        {
-            return Err(UsersError::BadCharacter {
+        if let Some(hash) = user.hashed_password.as_deref() {
+            if hash.contains([':', '\n']) {
+                return Err(UsersError::BadCharacter {
+                    user: name.clone(),
+                    field: "hashedPassword",
+                });
+            }
+            check_hash(hash).map_err(|reason| UsersError::BadHash {
                 user: name.clone(),
-                field: "hashedPassword",
+                reason,
+            })?;
+        }
+        for (index, key) in user.authorized_keys.iter().enumerate() {
+            check_authorized_key(key).map_err(|reason| UsersError::BadKey {
+                user: name.clone(),
+                index,
+                reason,
+            })?;
+        }
+        if !user.authorized_keys.is_empty() && matches!(user.home.as_str(), "/var/empty" | "/" | "")
+        {
+            return Err(UsersError::KeysWithoutHome {
+                user: name.clone(),
+                home: user.home.clone(),
             });
         }
     }
@@ -188,5 +296,59 @@ mod tests {
         let mut bad = users();
         bad.users.get_mut("alice").unwrap().shell = "/bin/sh:evil".into();
         assert!(matches!(render(&bad), Err(UsersError::BadCharacter { .. })));
+        let mut bad = users();
+        bad.users.get_mut("alice").unwrap().hashed_password = Some("hunter2".into());
+        assert!(render(&bad)
+            .unwrap_err()
+            .to_string()
+            .starts_with("users.users.alice.hashedPassword: `hunter2` is not a crypt(3) hash"));
+        bad.users.get_mut("alice").unwrap().hashed_password = Some("$y$j9T$salt$hash".into());
+        assert!(render(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("cannot check yescrypt"));
+        let mut bad = users();
+        let alice = bad.users.get_mut("alice").unwrap();
+        alice.home = "/home/alice".into();
+        alice.authorized_keys = vec![KEY.into(), "ssh-ed25519 AAAA you@host".into()];
+        assert!(render(&bad)
+            .unwrap_err()
+            .to_string()
+            .starts_with("users.users.alice.authorizedKeys[1]: not an SSH public key"));
+        let mut bad = users();
+        bad.users.get_mut("alice").unwrap().authorized_keys = vec![KEY.into()];
+        assert_eq!(
+            render(&bad).unwrap_err().to_string(),
+            "users.users.alice.home: a user with authorizedKeys needs a home directory of its own, not /var/empty"
+        );
+    }
+
+    /// A real key, made with `ssh-keygen -t ed25519`.
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH7nsuA5OrnqLo6GumPhnpwv6LHgPlFQ2cR3jfqOPp5X test@micros";
+
+    #[test]
+    fn authorized_keys_are_checked() {
+        check_authorized_key(KEY).unwrap();
+        check_authorized_key(&format!("no-port-forwarding,no-pty {KEY}")).unwrap();
+        let reason = |line: &str| check_authorized_key(line).unwrap_err();
+        assert!(reason("hello world").starts_with("no key type"));
+        assert_eq!(
+            reason("ssh-ed25519"),
+            "the ssh-ed25519 key has no key data after its type"
+        );
+        assert!(
+            reason("ssh-ed25519 not!base64").starts_with("the ssh-ed25519 key data is not base64")
+        );
+        // An RSA blob labelled as ed25519.
+        assert_eq!(
+            reason("ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ== x"),
+            "the key data is not an ssh-ed25519 key"
+        );
+        // The real key with its last bytes cut off.
+        assert_eq!(
+            reason("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH7nsuA5OrnqLo6GumPhnpwv6LHgPlFQ"),
+            "the ssh-ed25519 key data is cut short or too long"
+        );
+        assert_eq!(reason(&format!("{KEY}\n{KEY}")), "it spans several lines");
     }
 }

@@ -1,0 +1,353 @@
+//! Needs the network (Debian's archive), QEMU and OpenSSH's client: systems
+//! you log in to. The host's `ssh` talks to dropbear through QEMU's user
+//! network; the serial console is typed into like a terminal.
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod support;
+use support::{build, free_port, project, suite, text, Vm};
+
+/// An ed25519 key pair made by `ssh-keygen` in `dir`: (private key path,
+/// public key line).
+fn keypair(dir: &Path, name: &str) -> (String, String) {
+    let path = dir.join(name);
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path)
+        .status()
+        .expect("ssh-keygen (package openssh-client)");
+    assert!(status.success());
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    (path.display().to_string(), public.trim().to_owned())
+}
+
+/// Runs `ssh` against the guest on `port` with `options`.
+fn ssh(port: u16, known_hosts: &Path, options: &[&str], command: &str) -> std::process::Output {
+    Command::new("ssh")
+        .args(["-F", "/dev/null", "-p", &port.to_string()])
+        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+        .args(["-o", "StrictHostKeyChecking=accept-new"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args(options)
+        .arg("root@127.0.0.1")
+        .arg(command)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .expect("ssh (package openssh-client)")
+}
+
+/// Polls until the guest's SSH server runs `command` for `key`; its
+/// output. Panics with the console after `timeout`.
+fn first_answer(vm: &mut Vm, port: u16, known_hosts: &Path, key: &str, command: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let output = ssh(
+            port,
+            known_hosts,
+            &["-i", key, "-o", "IdentitiesOnly=yes"],
+            command,
+        );
+        if output.status.success() {
+            return text(&output.stdout);
+        }
+        if start.elapsed() > Duration::from_secs(240) || vm.exited().is_some() {
+            panic!(
+                "ssh never answered; last error:\n{}\nconsole:\n{}",
+                text(&output.stderr),
+                vm.console()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The host key the guest presented (from the known-hosts file ssh wrote).
+fn host_key(known_hosts: &Path) -> String {
+    let line = std::fs::read_to_string(known_hosts).unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields.len(), 3, "one host key: {line}");
+    fields[2].to_owned()
+}
+
+/// Boots the guest and waits for the SSH server's first answer.
+fn boot_until_ssh(
+    dir: &Path,
+    port: u16,
+    known_hosts: &Path,
+    key: &str,
+    command: &str,
+) -> (Vm, String) {
+    let mut vm = Vm::boot(dir, &[]);
+    let answer = first_answer(&mut vm, port, known_hosts, key, command);
+    (vm, answer)
+}
+
+#[test]
+fn needs_network_and_qemu_the_sshd_example_lets_a_key_in_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "good");
+    let (wrong, _) = keypair(dir.path(), "wrong");
+    let port = free_port();
+    // The example as a user would edit it: their key, a free port (and the
+    // suite this mirror serves consistently).
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sshd.ncl"),
+    )
+    .unwrap();
+    let placeholder = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE1pY3JPUyBleGFtcGxlOiB1c2UgeW91ciBvd24ga2V5 replace-me@example";
+    for needle in [
+        placeholder,
+        "host = 2222",
+        "networking.hostName = \"micros-ssh\",",
+    ] {
+        assert!(
+            example.contains(needle),
+            "examples/sshd.ncl no longer has `{needle}`"
+        );
+    }
+    let config = example
+        .replace(placeholder, &public)
+        .replace("host = 2222", &format!("host = {port}"))
+        .replace(
+            "networking.hostName = \"micros-ssh\",",
+            &format!(
+                "networking.hostName = \"micros-ssh\", packages.source.suite = \"{}\",",
+                suite()
+            ),
+        );
+    std::fs::write(dir.path().join("system.ncl"), config).unwrap();
+    build(dir.path(), "result");
+
+    let known_hosts = dir.path().join("known_hosts");
+    let (vm, answer) = boot_until_ssh(
+        dir.path(),
+        port,
+        &known_hosts,
+        &key,
+        "id; hostname; ip addr; cat /proc/uptime",
+    );
+    let lines: Vec<&str> = answer.lines().collect();
+    assert!(lines[0].starts_with("uid=0(root) gid=0(root)"), "{answer}");
+    assert_eq!(lines[1], "micros-ssh", "{answer}");
+    // QEMU's user network hands out 10.0.2.15/24 by DHCP.
+    assert!(answer.contains("inet 10.0.2.15/24"), "{answer}");
+    let uptime: f64 = lines
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    eprintln!("figure: guest uptime when SSH first answered: {uptime:.2} s");
+    let first_key = host_key(&known_hosts);
+
+    // No password login: the server offers public keys only.
+    let output = ssh(
+        port,
+        &known_hosts,
+        &[
+            "-v",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=password,keyboard-interactive",
+        ],
+        "true",
+    );
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr).replace('\r', "");
+    assert!(
+        stderr.contains("Authentications that can continue: publickey\n"),
+        "the server must offer only public keys:\n{stderr}"
+    );
+    // A key that is not authorized is refused.
+    let output = ssh(
+        port,
+        &known_hosts,
+        &["-i", &wrong, "-o", "IdentitiesOnly=yes"],
+        "true",
+    );
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("Permission denied (publickey)"),
+        "{}",
+        text(&output.stderr)
+    );
+    drop(vm);
+
+    // The same image boots with a new host key: none is baked in.
+    let known_hosts = dir.path().join("known_hosts.2");
+    let (vm, _) = boot_until_ssh(dir.path(), port, &known_hosts, &key, "true");
+    drop(vm);
+    let second_key = host_key(&known_hosts);
+    assert_ne!(
+        first_key, second_key,
+        "two boots presented the same host key"
+    );
+}
+
+/// Replies to every NTP request on 127.0.0.1:123 (the guest's 10.0.2.2:123
+/// through QEMU's user network) with the host's clock plus `offset`.
+fn ntp_server(offset: Duration) -> std::net::UdpSocket {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:123")
+        .expect("bind 127.0.0.1:123 for the test's NTP server (run the tests as root)");
+    let server = socket.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut request = [0u8; 512];
+        while let Ok((n, from)) = server.recv_from(&mut request) {
+            if n < 48 {
+                continue;
+            }
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + offset;
+            let seconds = (now.as_secs() + 2_208_988_800) as u32;
+            let fraction = ((u64::from(now.subsec_nanos()) << 32) / 1_000_000_000) as u32;
+            let mut stamp = [0u8; 8];
+            stamp[..4].copy_from_slice(&seconds.to_be_bytes());
+            stamp[4..].copy_from_slice(&fraction.to_be_bytes());
+            let mut reply = [0u8; 48];
+            reply[0] = 0x24; // no leap warning, version 4, server
+            reply[1] = 1; // stratum 1
+            reply[2] = request[2]; // poll
+            reply[3] = 0xec; // precision 2^-20
+            reply[12..16].copy_from_slice(b"TEST");
+            reply[16..24].copy_from_slice(&stamp); // reference
+            reply[24..32].copy_from_slice(&request[40..48]); // originate
+            reply[32..40].copy_from_slice(&stamp); // receive
+            reply[40..48].copy_from_slice(&stamp); // transmit
+            let _ = server.send_to(&reply, from);
+        }
+    });
+    socket
+}
+
+const PASSWORD_HASH: &str = "$6$consolesalt$7ribD70fjcF5m9VIhPHzUahWKR/oZb3Jyp8LYtufUHv.BtnEQ4q9u.GEXy9TSue48J2Uy3iw.T61CrbnF3vTz0";
+
+#[test]
+fn needs_network_and_qemu_console_login_syslog_and_ntp() {
+    let _ntp = ntp_server(Duration::from_secs(3600));
+    let dir = project(&format!(
+        r#"  {{
+    networking.hostName = "console-test",
+    services.getty.enable = true,
+    services.syslog = {{ enable = true, maxSize = 4096, maxFiles = 2 }},
+    services.ntpd.enable = true,
+    networking.timeServers = ["10.0.2.2"],
+    users.users.alice = {{ uid = 1000, home = "/home/alice", hashedPassword = "{PASSWORD_HASH}" }},
+    users.users.bob = {{ uid = 1001, home = "/home/bob" }},
+  }},"#
+    ));
+    build(dir.path(), "result");
+    let mut vm = Vm::boot(dir.path(), &[]);
+    let minute = Duration::from_secs(60);
+    let prompt = |vm: &mut Vm, n: usize| {
+        assert!(
+            vm.wait_for_nth("console-test login:", n, 4 * minute),
+            "no login prompt #{n}:\n{}",
+            vm.console()
+        );
+    };
+    prompt(&mut vm, 1);
+    // A locked account (no hashedPassword) cannot log in, whatever it
+    // types: the next thing is a login prompt again, not a shell.
+    vm.send("bob\n");
+    assert!(vm.wait_for("Password:", minute), "{}", vm.console());
+    vm.send("\n");
+    prompt(&mut vm, 2);
+    // A wrong password is refused too.
+    vm.send("alice\n");
+    assert!(vm.wait_for_nth("Password:", 2, minute), "{}", vm.console());
+    vm.send("not-the-password\n");
+    assert!(vm.wait_for("Login incorrect", minute), "{}", vm.console());
+    prompt(&mut vm, 3);
+    vm.send("alice\n");
+    assert!(vm.wait_for_nth("Password:", 3, minute), "{}", vm.console());
+    vm.send("micros-secret\n");
+    // Typing before the shell runs would go to login, which drops it.
+    assert!(
+        vm.wait_for("built-in shell (ash)", minute),
+        "the configured password logs in:\n{}",
+        vm.console()
+    );
+    assert_eq!(
+        answer(&mut vm, "user", "id -un"),
+        "alice",
+        "the configured password logs in:\n{}",
+        vm.console()
+    );
+
+    // syslog: a message reaches the log, and the log stays within its bounds.
+    // The log is written asynchronously, and with this small maxSize the
+    // message may already be in a rotated file.
+    vm.send("logger -t checker SYSLOG-$((6 * 7))\n");
+    let found = answer(
+        &mut vm,
+        "found",
+        "n=0; until grep -q SYSLOG-42 /var/log/syslog/[c@]* 2>/dev/null || [ $n -ge 40 ]; do sleep 0.5; n=$((n + 1)); done; grep -q SYSLOG-42 /var/log/syslog/[c@]* 2>/dev/null && echo yes",
+    );
+    assert_eq!(
+        found,
+        "yes",
+        "logger's message is in the log:\n{}",
+        vm.console()
+    );
+    let filled = answer(
+        &mut vm,
+        "filled",
+        "for i in $(seq 1 100); do logger -t filler line-$i-to-fill-the-log; done; echo done",
+    );
+    assert_eq!(filled, "done");
+    let rotated: usize = answer(&mut vm, "rotated", "ls /var/log/syslog | grep -c '^@'")
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=2).contains(&rotated),
+        "the log is rotated and at most maxFiles old logs are kept: {rotated}\n{}",
+        vm.console()
+    );
+    let size: u64 = answer(&mut vm, "size", "wc -c < /var/log/syslog/current")
+        .parse()
+        .unwrap();
+    assert!(size <= 4096, "the current log stays under maxSize: {size}");
+
+    // ntpd stepped the clock to the (test's) server, an hour ahead.
+    let guest: i64 = answer(&mut vm, "clock", "date +%s").parse().unwrap();
+    let host = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ahead = guest - host;
+    assert!(
+        (3500..=3700).contains(&ahead),
+        "the guest clock should follow the NTP server (an hour ahead), it is {ahead} s ahead:\n{}",
+        vm.console()
+    );
+}
+
+/// Runs `command` in the shell logged in on the console and returns its
+/// output (one line). The answer is framed by markers the typed command
+/// does not contain literally, so the terminal's echo never counts.
+fn answer(vm: &mut Vm, name: &str, command: &str) -> String {
+    let start = format!("ANSWER-{name}=");
+    vm.send(&format!("echo ANSWER-{name}=$({command})=END\n"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let console = vm.console();
+        let value = console
+            .match_indices(&start)
+            .map(|(at, _)| &console[at + start.len()..])
+            .find(|rest| !rest.starts_with('$'))
+            .and_then(|rest| rest.split_once("=END"))
+            .map(|(value, _)| value.trim().to_owned());
+        if let Some(value) = value {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline && vm.exited().is_none(),
+            "no answer to `{command}`:\n{console}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
