@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use (QEMU, squashfs-tools, … as they arrive).
-packages=(ca-certificates curl qemu-system-x86 qemu-system-arm squashfs-tools cpio dosfstools mtools fdisk gdisk zstd xz-utils attr)
+packages=(ca-certificates curl qemu-system-x86 qemu-system-arm squashfs-tools cpio dosfstools mtools fdisk gdisk zstd xz-utils attr e2fsprogs openssh-client)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

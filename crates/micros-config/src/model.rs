@@ -150,6 +150,7 @@ pub struct Boot {
     pub root: String,
     pub root_wait: u32,
     pub overlay: Overlay,
+    pub data_device: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -353,6 +354,7 @@ pub struct Qemu {
     pub cores: u32,
     pub forward_ports: Vec<ForwardPort>,
     pub extra_args: Vec<String>,
+    pub data_disk_size: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

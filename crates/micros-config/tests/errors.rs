@@ -174,3 +174,12 @@ fn bad_addresses_name_the_option() {
         "{message}"
     );
 }
+
+#[test]
+fn a_data_overlay_needs_a_device() {
+    let message = common::error(r#"{ boot.overlay = "data" }"#);
+    assert!(
+        message.contains("boot.overlay = \"data\" needs boot.dataDevice"),
+        "{message}"
+    );
+}

@@ -87,7 +87,7 @@ fn enabling_sshd_adds_a_service_and_a_package() {
 
     // Over a data partition the key lives where it persists.
     let config = common::evaluate(
-        r#"{ services.sshd.enable = true, boot.overlay = "data", services.sshd.permitRootLogin = "no" }"#,
+        r#"{ services.sshd.enable = true, boot.overlay = "data", boot.dataDevice = "/dev/vdb", services.sshd.permitRootLogin = "no" }"#,
     )
     .config;
     let command = &config.runit.services["sshd"].command;

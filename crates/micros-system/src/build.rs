@@ -111,7 +111,9 @@ pub fn cmdline(config: &Config) -> String {
     words.push(format!("micros.rootwait={}", config.boot.root_wait));
     if config.boot.overlay == Overlay::Data {
         words.push("micros.overlay=data".to_owned());
-        words.push("micros.data=LABEL=micros-data".to_owned());
+        if let Some(device) = &config.boot.data_device {
+            words.push(format!("micros.data={device}"));
+        }
     }
     words.push("panic=10".to_owned());
     words.extend(config.boot.kernel_params.iter().cloned());

@@ -1,6 +1,6 @@
 //! How a built system boots under QEMU: the arguments, the `run-vm` script
 //! `micros build` writes, and the Debian package that provides QEMU.
-use micros_config::model::{Config, Platform};
+use micros_config::model::{Config, Overlay, Platform};
 
 /// The QEMU binary for a platform and the Debian package providing it.
 pub fn emulator(platform: Platform) -> (&'static str, &'static str) {
@@ -23,10 +23,35 @@ pub enum Accel {
 /// QEMU's arguments, with the artifacts in `dir` (a path or a shell
 /// expression such as `"$dir"`), before the kernel command line.
 pub fn arguments(config: &Config, dir: &str) -> Vec<String> {
-    arguments_with(config, dir, Accel::Tcg)
+    let data = (config.boot.overlay == Overlay::Data).then_some("$data");
+    arguments_with(config, dir, Accel::Tcg, data)
 }
 
-pub fn arguments_with(config: &Config, dir: &str, accel: Accel) -> Vec<String> {
+/// The data disk `micros run` and `run-vm` attach for `boot.overlay =
+/// "data"`, relative to the working directory (`$MICROS_DATA_DISK`
+/// overrides it), and its size in bytes.
+pub fn data_disk(config: &Config) -> Option<(String, u64)> {
+    (config.boot.overlay == Overlay::Data).then(|| {
+        (
+            format!("{}-data.img", config.networking.host_name),
+            size_bytes(&config.virtualisation.qemu.data_disk_size),
+        )
+    })
+}
+
+/// `256M` → bytes (the option's contract allows digits and one of K, M, G).
+pub fn size_bytes(text: &str) -> u64 {
+    let (digits, unit) = match text.char_indices().last() {
+        Some((at, 'K')) => (&text[..at], 1 << 10),
+        Some((at, 'M')) => (&text[..at], 1 << 20),
+        Some((at, 'G')) => (&text[..at], 1 << 30),
+        _ => (text, 1),
+    };
+    digits.parse::<u64>().unwrap_or(0) * unit
+}
+
+/// QEMU's arguments; `data` is the data disk file, if one is attached.
+pub fn arguments_with(config: &Config, dir: &str, accel: Accel, data: Option<&str>) -> Vec<String> {
     let qemu = &config.virtualisation.qemu;
     let mut args: Vec<String> = vec![
         "-accel".into(),
@@ -67,6 +92,20 @@ pub fn arguments_with(config: &Config, dir: &str, accel: Accel) -> Vec<String> {
         "-device".into(),
         "virtio-blk-pci,drive=root".into(),
     ]);
+    // The second virtio disk, /dev/vdb.
+    if let Some(data) = data {
+        let file = if data.starts_with('$') {
+            format!("file={data}")
+        } else {
+            format!("file={}", data.replace(',', ",,"))
+        };
+        args.extend([
+            "-drive".into(),
+            format!("{file},format=raw,if=none,id=data"),
+            "-device".into(),
+            "virtio-blk-pci,drive=data".into(),
+        ]);
+    }
     let forwards: String = qemu
         .forward_ports
         .iter()
@@ -89,19 +128,28 @@ pub fn run_vm_script(config: &Config) -> String {
     let args: Vec<String> = arguments(config, "$dir")
         .into_iter()
         .map(|a| {
-            if a.contains("$dir") {
+            if a.contains("$dir") || a.contains("$data") {
                 format!("\"{a}\"")
             } else {
                 crate::runit::shell_quote(&a)
             }
         })
         .collect();
+    let data = match data_disk(config) {
+        Some((name, size)) => format!(
+            "# Changes are kept on this disk file (boot.overlay = \"data\"); it is\n\
+             # created, empty, on first run and prepared by the guest at first boot.\n\
+             data=${{MICROS_DATA_DISK:-$PWD/{name}}}\n\
+             [ -e \"$data\" ] || {{ truncate -s {size} \"$data\" && echo \"run-vm: created the data disk $data\" >&2; }} || exit 1\n"
+        ),
+        None => String::new(),
+    };
     format!(
         "#!/bin/sh\n# Boots this MicrOS system in QEMU (software emulation); written by `micros build`.\n\
          # The serial console is this terminal; power the guest off (or press Ctrl-a x) to quit.\n\
          dir=$(dirname \"$(readlink -f \"$0\")\")\n\
          command -v {binary} >/dev/null || {{ echo \"run-vm: {binary} is missing: install the Debian package {package}\" >&2; exit 1; }}\n\
-         exec {binary} {} -append \"$(cat \"$dir/cmdline\")\" \"$@\"\n",
+         {data}exec {binary} {} -append \"$(cat \"$dir/cmdline\")\" \"$@\"\n",
         args.join(" ")
     )
 }
@@ -140,6 +188,7 @@ pub fn probe_kvm(config: &Config, dir: &std::path::Path) -> (Accel, String) {
             config,
             &dir.display().to_string(),
             Accel::Kvm,
+            None,
         ))
         .args(["-append", cmdline.trim()])
         .stdin(std::process::Stdio::null())

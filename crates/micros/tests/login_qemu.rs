@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod support;
-use support::{build, free_port, project, suite, text, Vm};
+use support::{build, free_port, micros, project, suite, text, Vm};
 
 /// An ed25519 key pair made by `ssh-keygen` in `dir`: (private key path,
 /// public key line).
@@ -189,6 +189,94 @@ fn needs_network_and_qemu_the_sshd_example_lets_a_key_in_and_nothing_else() {
     );
 }
 
+#[test]
+fn needs_network_and_qemu_over_a_data_disk_the_host_key_and_files_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "good");
+    let port = free_port();
+    let project = project(&format!(
+        r#"  {{
+    networking.hostName = "keeper",
+    services.sshd.enable = true,
+    boot.overlay = "data",
+    virtualisation.qemu.dataDiskSize = "64M",
+    virtualisation.qemu.forwardPorts = [{{ host = {port}, guest = 22 }}],
+    users.users.root.authorizedKeys = ["{public}"],
+  }},"#
+    ));
+    build(project.path(), "result");
+    let known_hosts = dir.path().join("known_hosts");
+    let (vm, answer) = boot_until_ssh(
+        project.path(),
+        port,
+        &known_hosts,
+        &key,
+        "grep ^/dev/vdb /proc/mounts; echo kept > /root/kept",
+    );
+    assert!(
+        answer.contains("/dev/vdb /run/micros/rw ext4 rw"),
+        "the data disk is mounted under the overlay: {answer}"
+    );
+    let first_key = host_key(&known_hosts);
+    assert!(
+        vm.console()
+            .contains("preparing the data partition /dev/vdb (64 MiB)"),
+        "a blank data disk is prepared at first boot:\n{}",
+        vm.console()
+    );
+    // The connection ends with the guest: ssh's own status does not matter.
+    let _ = ssh(
+        port,
+        &known_hosts,
+        &["-i", &key, "-o", "IdentitiesOnly=yes"],
+        "/usr/sbin/poweroff",
+    );
+    let boot = vm.finish(Duration::from_secs(120));
+    assert_eq!(boot.exit, Some(0), "powered off:\n{}", boot.console);
+    assert!(project.path().join("keeper-data.img").exists());
+
+    let known_hosts = dir.path().join("known_hosts.2");
+    let (vm, answer) = boot_until_ssh(project.path(), port, &known_hosts, &key, "cat /root/kept");
+    assert_eq!(answer.trim(), "kept", "a file written on the first boot");
+    assert_eq!(
+        host_key(&known_hosts),
+        first_key,
+        "the host key made on the first boot is kept on the data disk"
+    );
+    assert!(
+        !vm.console().contains("preparing the data partition"),
+        "a prepared data disk is not formatted again:\n{}",
+        vm.console()
+    );
+}
+
+#[test]
+fn needs_network_users_the_image_cannot_serve_are_build_errors_naming_the_option() {
+    let dir = project(
+        r#"  { users.users.alice = { uid = 1000, home = "/home/alice", shell = "/bin/zsh" } },"#,
+    );
+    let output = micros(&["build"], dir.path());
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            "users.users.alice.shell: /bin/zsh is not in the image: no package provides it"
+        ),
+        "{stderr}"
+    );
+    let dir = project(
+        r#"  { users.users.root.authorizedKeys = ["ssh-ed25519 this-is-not-a-key me@host"] },"#,
+    );
+    let output = micros(&["build"], dir.path());
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("users.users.root.authorizedKeys[0]: not an SSH public key"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("result").exists());
+}
+
 /// Replies to every NTP request on 127.0.0.1:123 (the guest's 10.0.2.2:123
 /// through QEMU's user network) with the host's clock plus `offset`.
 fn ntp_server(offset: Duration) -> std::net::UdpSocket {
@@ -235,6 +323,9 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
     services.syslog = {{ enable = true, maxSize = 4096, maxFiles = 2 }},
     services.ntpd.enable = true,
     networking.timeServers = ["10.0.2.2"],
+    # A second network card with a static address.
+    virtualisation.qemu.extraArgs = ["-netdev", "user,id=net1,net=192.168.77.0/24", "-device", "virtio-net-pci,netdev=net1"],
+    networking.interfaces.eth1.ipv4.address = "192.168.77.15/24",
     users.users.alice = {{ uid = 1000, home = "/home/alice", hashedPassword = "{PASSWORD_HASH}" }},
     users.users.bob = {{ uid = 1001, home = "/home/bob" }},
   }},"#
@@ -279,6 +370,27 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
     );
 
     // syslog: a message reaches the log, and the log stays within its bounds.
+    assert_eq!(
+        answer(
+            &mut vm,
+            "eth1",
+            "ip -4 addr show dev eth1 | grep -o 'inet [0-9./]*'"
+        ),
+        "inet 192.168.77.15/24",
+        "the static address:\n{}",
+        vm.console()
+    );
+    assert_eq!(
+        answer(
+            &mut vm,
+            "eth0",
+            "ip -4 addr show dev eth0 | grep -o 'inet [0-9./]*'"
+        ),
+        "inet 10.0.2.15/24",
+        "the DHCP address:\n{}",
+        vm.console()
+    );
+
     // The log is written asynchronously, and with this small maxSize the
     // message may already be in a rotated file.
     vm.send("logger -t checker SYSLOG-$((6 * 7))\n");

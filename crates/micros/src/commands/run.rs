@@ -17,9 +17,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let cmdline =
         std::fs::read_to_string(built.directory.join("cmdline")).context("reading cmdline")?;
     let (accel, why) = accelerator(config, &built)?;
+    let data = match qemu::data_disk(config) {
+        Some((name, size)) => {
+            let path = std::env::var_os("MICROS_DATA_DISK")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| std::path::PathBuf::from(name));
+            if !path.exists() {
+                let file = std::fs::File::create_new(&path)
+                    .with_context(|| format!("creating the data disk {}", path.display()))?;
+                file.set_len(size)
+                    .with_context(|| format!("sizing the data disk {}", path.display()))?;
+                eprintln!(
+                    "created the data disk {} ({}); the guest prepares it at first boot",
+                    path.display(),
+                    config.virtualisation.qemu.data_disk_size
+                );
+            }
+            Some(path.display().to_string())
+        }
+        None => None,
+    };
     eprintln!("booting {} under {binary} with {why}; power it off with /usr/sbin/poweroff or press Ctrl-a x to quit", config.networking.host_name);
     let status = Command::new(binary)
-        .args(qemu::arguments_with(config, &dir, accel))
+        .args(qemu::arguments_with(config, &dir, accel, data.as_deref()))
         .args(["-append", cmdline.trim()])
         .status()
         .map_err(|error| match error.kind() {
