@@ -24,4 +24,5 @@ fi
 rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl
 
-cargo test --workspace --locked "$@"
+# --no-fail-fast: every failing test binary is reported, not only the first.
+cargo test --workspace --locked --no-fail-fast "$@"

@@ -78,7 +78,7 @@ fn options_describe_type_default_and_module() {
     let output = micros(&["options", "hostName"], &workspace());
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
-    assert!(stdout.contains("networking.hostName\n    type:     String\n    default:  \"micros\"\n    declared: modules/networking.ncl"), "{stdout}");
+    assert!(stdout.contains("networking.hostName\n    type:     types.HostName\n    default:  \"micros\"\n    declared: modules/networking.ncl"), "{stdout}");
 
     let output = micros(&["options", "--json"], &workspace());
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
