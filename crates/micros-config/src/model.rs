@@ -366,10 +366,12 @@ pub struct ForwardPort {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Image {
     pub rootfs: Rootfs,
     pub disk: Disk,
+    /// Artifact name → size budget (`8M`).
+    pub max_size: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

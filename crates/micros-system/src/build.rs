@@ -38,6 +38,13 @@ pub enum BuildError {
     Image(#[from] micros_image::Error),
     #[error(transparent)]
     Tree(#[from] micros_image::TreeError),
+    #[error("{artifact} is {} ({size} bytes), over its budget image.maxSize.\"{artifact}\" = \"{limit}\"\n{report}", crate::report::human(*size))]
+    OverBudget {
+        artifact: String,
+        size: u64,
+        limit: String,
+        report: String,
+    },
     #[error("the lock has no package {0}: run `micros lock`")]
     NotLocked(String),
     #[error("cannot write {}: {source}", path.display())]
@@ -76,13 +83,17 @@ impl Attribute {
     }
 }
 
+/// Artifact name → (size, SHA-256).
+pub type Artifacts = BTreeMap<String, (u64, String)>;
+
 /// What a build wrote.
 #[derive(Debug, Clone)]
 pub struct Built {
     pub directory: PathBuf,
-    /// Artifact name → (size, SHA-256).
-    pub artifacts: BTreeMap<String, (u64, String)>,
+    pub artifacts: Artifacts,
     pub kernel_version: String,
+    /// Where the root filesystem's bytes go, when it was built.
+    pub root_report: Vec<crate::report::Share>,
 }
 
 /// The modules the initrd needs for the configuration.
@@ -172,6 +183,53 @@ pub fn build(
     out: &Path,
 ) -> Result<Built, BuildError> {
     let config_dir = config_path.parent().unwrap_or(Path::new("."));
+    let (kernel, data) = unpack(config, lock, debs, cache)?;
+    let epoch = epoch(lock);
+
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "result".to_owned());
+    let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    let result = write_artifacts(
+        config, config_dir, &kernel, &data, epoch, attribute, &staging, lock,
+    );
+    let (artifacts, root_report) = match result {
+        Ok(built) => built,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(error);
+        }
+    };
+    // Swap the complete new directory in; the old one stays valid until then.
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    if out.exists() {
+        std::fs::rename(out, &old).map_err(io(out))?;
+    }
+    std::fs::rename(&staging, out).map_err(io(out))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(Built {
+        directory: out.to_owned(),
+        artifacts,
+        kernel_version: kernel.version,
+        root_report,
+    })
+}
+
+/// The kernel, and the other packages' decompressed data tars by name.
+fn unpack(
+    config: &Config,
+    lock: &Lock,
+    debs: &[PathBuf],
+    cache: &Cache,
+) -> Result<(Kernel, Vec<(String, PathBuf)>), BuildError> {
     let mut kernel_tree = Tree::new();
     let mut data = Vec::new();
     for (package, deb) in lock.packages.iter().zip(debs) {
@@ -191,42 +249,29 @@ pub fn build(
         return Err(BuildError::NotLocked(config.boot.kernel.package.clone()));
     }
     let kernel = Kernel::from_tree(&config.boot.kernel.package, &kernel_tree)?;
-    let epoch = epoch(lock);
+    Ok((kernel, data))
+}
 
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "result".to_owned());
-    let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
-    let result = write_artifacts(
-        config, config_dir, &kernel, &data, epoch, attribute, &staging, lock,
-    );
-    let artifacts = match result {
-        Ok(artifacts) => artifacts,
-        Err(error) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(error);
-        }
-    };
-    // Swap the complete new directory in; the old one stays valid until then.
-    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-    if out.exists() {
-        std::fs::rename(out, &old).map_err(io(out))?;
-    }
-    std::fs::rename(&staging, out).map_err(io(out))?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(Built {
-        directory: out.to_owned(),
-        artifacts,
-        kernel_version: kernel.version,
-    })
+/// The root filesystem's tree as `micros build` would write it (for
+/// `micros why /path`), and the names of the packages unpacked into it.
+pub fn root_tree(
+    config: &Config,
+    config_path: &Path,
+    lock: &Lock,
+    debs: &[PathBuf],
+    cache: &Cache,
+) -> Result<(Tree, Vec<String>), BuildError> {
+    let config_dir = config_path.parent().unwrap_or(Path::new("."));
+    let (kernel, data) = unpack(config, lock, debs, cache)?;
+    let packages: Vec<Package<'_>> = data
+        .iter()
+        .map(|(name, tar)| Package {
+            name,
+            data_tar: tar,
+        })
+        .collect();
+    let tree = rootfs::assemble(config, config_dir, &packages, &kernel)?;
+    Ok((tree, data.into_iter().map(|(name, _)| name).collect()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -239,7 +284,8 @@ fn write_artifacts(
     attribute: Attribute,
     dir: &Path,
     lock: &Lock,
-) -> Result<BTreeMap<String, (u64, String)>, BuildError> {
+) -> Result<(Artifacts, Vec<crate::report::Share>), BuildError> {
+    let mut root_report = Vec::new();
     let all = attribute == Attribute::Toplevel;
     let platform = config.platform.host.name();
     if all || attribute == Attribute::Kernel {
@@ -288,6 +334,8 @@ fn write_artifacts(
             .collect();
         let mut root = rootfs::assemble(config, config_dir, &packages, kernel)?;
         rootfs::check_bootable(&root)?;
+        let names: Vec<&str> = data.iter().map(|(name, _)| name.as_str()).collect();
+        root_report = crate::report::by_source(&root, &names);
         root.normalize(epoch)?;
         let compressor = match config.image.rootfs.compression {
             ConfigCompression::Xz => SquashfsCompressor::Xz,
@@ -322,7 +370,20 @@ fn write_artifacts(
             );
         }
     }
+    for (artifact, limit) in &config.image.max_size {
+        if let Some((size, _)) = artifacts.get(artifact) {
+            if *size > crate::qemu::size_bytes(limit) {
+                return Err(BuildError::OverBudget {
+                    artifact: artifact.clone(),
+                    size: *size,
+                    limit: limit.clone(),
+                    report: crate::report::table(&root_report, 15),
+                });
+            }
+        }
+    }
     if all {
+        let root_total: u64 = root_report.iter().map(|s| s.bytes).sum();
         let manifest = serde_json::json!({
             "platform": platform,
             "architecture": config.platform.host.debian_arch(),
@@ -331,6 +392,12 @@ fn write_artifacts(
             "archiveDate": lock.date,
             "packages": lock.packages.iter().map(|p| serde_json::json!({"name": p.name, "version": p.version, "sha256": p.sha256})).collect::<Vec<_>>(),
             "artifacts": artifacts.iter().map(|(name, (size, sha))| (name.clone(), serde_json::json!({"size": size, "sha256": sha}))).collect::<serde_json::Map<_, _>>(),
+            "rootBySource": root_report.iter().map(|s| serde_json::json!({
+                "source": s.source,
+                "bytes": s.bytes,
+                "files": s.files,
+                "share": if root_total == 0 { 0.0 } else { (s.bytes as f64 / root_total as f64 * 10_000.0).round() / 10_000.0 },
+            })).collect::<Vec<_>>(),
         });
         let path = dir.join("manifest.json");
         std::fs::write(
@@ -342,7 +409,7 @@ fn write_artifacts(
         )
         .map_err(io(&path))?;
     }
-    Ok(artifacts)
+    Ok((artifacts, root_report))
 }
 
 #[cfg(test)]

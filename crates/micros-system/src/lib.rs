@@ -10,6 +10,7 @@ pub mod initrd;
 pub mod kernel;
 pub mod kmod;
 pub mod qemu;
+pub mod report;
 pub mod rootfs;
 pub mod runit;
 pub mod users;

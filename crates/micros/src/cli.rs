@@ -33,6 +33,8 @@ enum Command {
     Build(commands::build::Args),
     /// Build the system and boot it in QEMU on this terminal
     Run(commands::build::Args),
+    /// Why a package (the dependency chain, what dropping it saves) or a file (which package or module) is in the image
+    Why(commands::why::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -45,6 +47,7 @@ pub fn run() -> ExitCode {
         Command::Fetch(args) => commands::fetch::run(args),
         Command::Build(args) => commands::build::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Why(args) => commands::why::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

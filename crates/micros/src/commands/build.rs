@@ -32,6 +32,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (_, built) = build_system(&args)?;
+    if !built.root_report.is_empty() {
+        print!("{}", micros_system::report::table(&built.root_report, 10));
+    }
     for (name, (size, _)) in &built.artifacts {
         println!("  {:<14} {:>10}", name, human(*size));
     }

@@ -5,6 +5,7 @@ pub mod init;
 pub mod lock;
 pub mod options;
 pub mod run;
+pub mod why;
 
 use std::path::Path;
 
