@@ -252,6 +252,15 @@ fn unpack(
     Ok((kernel, data))
 }
 
+fn as_packages(data: &[(String, PathBuf)]) -> Vec<Package<'_>> {
+    data.iter()
+        .map(|(name, tar)| Package {
+            name,
+            data_tar: tar,
+        })
+        .collect()
+}
+
 /// The root filesystem's tree as `micros build` would write it (for
 /// `micros why /path`), and the names of the packages unpacked into it.
 pub fn root_tree(
@@ -263,13 +272,7 @@ pub fn root_tree(
 ) -> Result<(Tree, Vec<String>), BuildError> {
     let config_dir = config_path.parent().unwrap_or(Path::new("."));
     let (kernel, data) = unpack(config, lock, debs, cache)?;
-    let packages: Vec<Package<'_>> = data
-        .iter()
-        .map(|(name, tar)| Package {
-            name,
-            data_tar: tar,
-        })
-        .collect();
+    let packages = as_packages(&data);
     let tree = rootfs::assemble(config, config_dir, &packages, &kernel)?;
     Ok((tree, data.into_iter().map(|(name, _)| name).collect()))
 }
@@ -325,13 +328,7 @@ fn write_artifacts(
         micros_image::write_cpio(&initrd, &dir.join("initrd"), compression)?;
     }
     if all || attribute == Attribute::Squashfs {
-        let packages: Vec<Package<'_>> = data
-            .iter()
-            .map(|(name, tar)| Package {
-                name,
-                data_tar: tar,
-            })
-            .collect();
+        let packages = as_packages(data);
         let mut root = rootfs::assemble(config, config_dir, &packages, kernel)?;
         rootfs::check_bootable(&root)?;
         let names: Vec<&str> = data.iter().map(|(name, _)| name.as_str()).collect();

@@ -1,114 +1,48 @@
 //! `micros lock` against a signed test archive on 127.0.0.1.
 use std::path::Path;
-use std::process::{Command, Output};
 
 use micros_test_archive::{TestArchive, TestPackage};
 
-struct Project {
-    dir: tempfile::TempDir,
-    cache: tempfile::TempDir,
-    archive: TestArchive,
-    url: String,
-}
+mod support;
+use support::{ok, text, ArchiveProject};
 
-impl Project {
-    fn new() -> Project {
-        let mut archive = TestArchive::new("testing");
-        archive
-            .add(TestPackage::new("libc6", "2.41-12"))
-            .add(TestPackage::new("busybox-static", "1:1.37.0-6"))
-            .add(
-                TestPackage::new("runit", "2.2.0-3")
-                    .field("Depends", "libc6, runit-helper, sysuser-helper"),
-            )
-            .add(TestPackage::new("runit-helper", "2.16.4").arch("all"))
-            .add(
-                TestPackage::new("sysuser-helper", "1.6.0")
-                    .arch("all")
-                    .field("Depends", "perl-base"),
-            )
-            .add(TestPackage::new("perl-base", "5.40").file(
-                "./usr/bin/perl",
-                &[1u8; 50_000],
-                0o755,
-            ))
-            .add(
-                TestPackage::new("linux-image-test", "6.12")
-                    .field("Depends", "initramfs-tools | linux-initramfs-tool, kmod"),
-            )
-            .add(
-                TestPackage::new("initramfs-tools", "0.148")
-                    .arch("all")
-                    .field("Depends", "perl-base"),
-            )
-            .add(TestPackage::new("kmod", "34"))
-            .add(TestPackage::new("htop", "3.4"));
-        archive.publish();
-        let url = archive.serve();
-        let project = Project {
-            dir: tempfile::tempdir().unwrap(),
-            cache: tempfile::tempdir().unwrap(),
-            archive,
-            url,
-        };
-        project.write_config("");
-        project
-    }
-
-    fn write_config(&self, extra: &str) {
-        let keyring = self.archive.keyring();
-        std::fs::write(
-            self.dir.path().join("system.ncl"),
-            format!(
-                r#"let micros = import "micros" in
-micros.system {{ modules = [
-  micros.profiles.minimal,
-  {{
-    packages.source = {{ suite = "testing", mirror = "{}", keyring = "{}" }},
-    boot.kernel.package = "linux-image-test",
-  }},
-  {{ {extra} }},
-] }}
-"#,
-                self.url,
-                keyring.display()
-            ),
+fn project() -> ArchiveProject {
+    let mut archive = TestArchive::new("testing");
+    archive
+        .add(TestPackage::new("libc6", "2.41-12"))
+        .add(TestPackage::new("busybox-static", "1:1.37.0-6"))
+        .add(
+            TestPackage::new("runit", "2.2.0-3")
+                .field("Depends", "libc6, runit-helper, sysuser-helper"),
         )
-        .unwrap();
-    }
-
-    fn micros(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_micros"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("MICROS_CACHE_DIR", self.cache.path())
-            .env_remove("MICROS_MIRROR")
-            .output()
-            .expect("run micros")
-    }
-
-    fn lock_text(&self) -> Option<String> {
-        std::fs::read_to_string(self.dir.path().join("micros.lock")).ok()
-    }
+        .add(TestPackage::new("runit-helper", "2.16.4").arch("all"))
+        .add(
+            TestPackage::new("sysuser-helper", "1.6.0")
+                .arch("all")
+                .field("Depends", "perl-base"),
+        )
+        .add(TestPackage::new("perl-base", "5.40").file("./usr/bin/perl", &[1u8; 50_000], 0o755))
+        .add(
+            TestPackage::new("linux-image-test", "6.12")
+                .field("Depends", "initramfs-tools | linux-initramfs-tool, kmod"),
+        )
+        .add(
+            TestPackage::new("initramfs-tools", "0.148")
+                .arch("all")
+                .field("Depends", "perl-base"),
+        )
+        .add(TestPackage::new("kmod", "34"))
+        .add(TestPackage::new("htop", "3.4"));
+    ArchiveProject::new(archive, "")
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
+fn lock_text(project: &ArchiveProject) -> Option<String> {
+    std::fs::read_to_string(project.path("micros.lock")).ok()
 }
 
 #[test]
 fn lock_writes_a_lock_with_the_modules_exclusions_and_reports_savings() {
-    let project = Project::new();
+    let project = project();
     let stdout = ok(&project.micros(&["lock"]));
     assert!(
         stdout.contains("locked 4 packages for amd64 from testing"),
@@ -126,7 +60,7 @@ fn lock_writes_a_lock_with_the_modules_exclusions_and_reports_savings() {
         stdout.contains("the exclusions saved 5 packages"),
         "{stdout}"
     );
-    let lock = project.lock_text().expect("micros.lock");
+    let lock = lock_text(&project).expect("micros.lock");
     for name in ["busybox-static", "libc6", "linux-image-test", "runit"] {
         assert!(
             lock.contains(&format!("name = \"{name}\"\nversion")),
@@ -141,14 +75,14 @@ fn lock_writes_a_lock_with_the_modules_exclusions_and_reports_savings() {
     assert!(stdout.starts_with("up to date:"), "{stdout}");
     std::fs::remove_file(project.dir.path().join("micros.lock")).unwrap();
     ok(&project.micros(&["lock"]));
-    assert_eq!(project.lock_text().unwrap(), lock);
+    assert_eq!(lock_text(&project).unwrap(), lock);
 }
 
 #[test]
 fn locked_refuses_to_change_the_lock_and_offline_needs_no_network() {
-    let project = Project::new();
+    let project = project();
     ok(&project.micros(&["lock"]));
-    let before = project.lock_text().unwrap();
+    let before = lock_text(&project).unwrap();
 
     ok(&project.micros(&["lock", "--offline"]));
     project.write_config("environment.packages.htop = true");
@@ -160,7 +94,7 @@ fn locked_refuses_to_change_the_lock_and_offline_needs_no_network() {
         "{stderr}"
     );
     assert_eq!(
-        project.lock_text().unwrap(),
+        lock_text(&project).unwrap(),
         before,
         "--locked leaves the lock alone"
     );
@@ -174,13 +108,13 @@ fn locked_refuses_to_change_the_lock_and_offline_needs_no_network() {
     );
 
     ok(&project.micros(&["lock"]));
-    let after = project.lock_text().unwrap();
+    let after = lock_text(&project).unwrap();
     assert!(after.contains("name = \"htop\""));
 }
 
 #[test]
 fn a_bad_signature_writes_nothing() {
-    let project = Project::new();
+    let project = project();
     let inrelease = project.archive.root().join("dists/testing/InRelease");
     let tampered = std::fs::read_to_string(&inrelease)
         .unwrap()
@@ -193,12 +127,12 @@ fn a_bad_signature_writes_nothing() {
         "{}",
         text(&output.stderr)
     );
-    assert!(project.lock_text().is_none());
+    assert!(lock_text(&project).is_none());
 }
 
 #[test]
 fn no_mirror_says_how_to_set_one() {
-    let project = Project::new();
+    let project = project();
     std::fs::write(
         project.dir.path().join("system.ncl"),
         "let micros = import \"micros\" in micros.system { modules = [ { packages.source.suite = \"testing\" } ] }",

@@ -1,125 +1,59 @@
 //! `micros why`, the size report and the size budget, against a signed test
 //! archive on 127.0.0.1 whose packages are small enough to reason about.
 use std::path::Path;
-use std::process::{Command, Output};
 
 use micros_test_archive::{TestArchive, TestPackage};
 
-struct Project {
-    dir: tempfile::TempDir,
-    cache: tempfile::TempDir,
-    archive: TestArchive,
-    url: String,
-}
+mod support;
+use support::{ok, text, ArchiveProject};
 
-impl Project {
-    /// runit and busybox as the minimal profile wants them, a kernel
-    /// package micros can build from, and htop with a library of its own.
-    fn new() -> Project {
-        let mut archive = TestArchive::new("testing");
-        archive
-            .add(TestPackage::new("libc6", "2.41-12").file(
-                "./usr/lib/x86_64-linux-gnu/libc.so.6",
-                &[7u8; 40_000],
-                0o755,
-            ))
-            .add(TestPackage::new("busybox-static", "1:1.37.0-6").file(
-                "./usr/bin/busybox",
-                &[1u8; 30_000],
-                0o755,
-            ))
-            .add(
-                TestPackage::new("runit", "2.2.0-3")
-                    .field("Depends", "libc6, runit-helper")
-                    .file("./usr/sbin/runit", &[2u8; 5_000], 0o755)
-                    .file("./usr/bin/runsvdir", &[3u8; 5_000], 0o755),
-            )
-            .add(TestPackage::new("runit-helper", "2.16.4").arch("all"))
-            .add(
-                TestPackage::new("linux-image-test", "6.12")
-                    .file("./boot/vmlinuz-6.12-test", &[4u8; 20_000], 0o644)
-                    .file("./usr/lib/modules/6.12-test/modules.builtin", b"", 0o644),
-            )
-            .add(
-                TestPackage::new("htop", "3.4")
-                    .field("Depends", "libc6, libncursesw6")
-                    .file("./usr/bin/htop", &[5u8; 10_000], 0o755),
-            )
-            .add(
-                TestPackage::new("libncursesw6", "6.5")
-                    .field("Depends", "libc6")
-                    .file(
-                        "./usr/lib/x86_64-linux-gnu/libncursesw.so.6",
-                        &[6u8; 60_000],
-                        0o644,
-                    ),
-            );
-        archive.publish();
-        let url = archive.serve();
-        let project = Project {
-            dir: tempfile::tempdir().unwrap(),
-            cache: tempfile::tempdir().unwrap(),
-            archive,
-            url,
-        };
-        project.write_config("environment.packages.htop = true");
-        project
-    }
-
-    fn write_config(&self, extra: &str) {
-        std::fs::write(
-            self.dir.path().join("system.ncl"),
-            format!(
-                r#"let micros = import "micros" in
-micros.system {{ modules = [
-  micros.profiles.minimal,
-  {{
-    packages.source = {{ suite = "testing", mirror = "{}", keyring = "{}" }},
-    boot.kernel.package = "linux-image-test",
-    image.rootfs.compression = "gzip",
-  }},
-  {{ {extra} }},
-] }}
-"#,
-                self.url,
-                self.archive.keyring().display()
-            ),
+/// runit and busybox as the minimal profile wants them, a kernel package
+/// micros can build from, and htop with a library of its own.
+fn project() -> ArchiveProject {
+    let mut archive = TestArchive::new("testing");
+    archive
+        .add(TestPackage::new("libc6", "2.41-12").file(
+            "./usr/lib/x86_64-linux-gnu/libc.so.6",
+            &[7u8; 40_000],
+            0o755,
+        ))
+        .add(TestPackage::new("busybox-static", "1:1.37.0-6").file(
+            "./usr/bin/busybox",
+            &[1u8; 30_000],
+            0o755,
+        ))
+        .add(
+            TestPackage::new("runit", "2.2.0-3")
+                .field("Depends", "libc6, runit-helper")
+                .file("./usr/sbin/runit", &[2u8; 5_000], 0o755)
+                .file("./usr/bin/runsvdir", &[3u8; 5_000], 0o755),
         )
-        .unwrap();
-    }
-
-    fn micros(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_micros"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("MICROS_CACHE_DIR", self.cache.path())
-            .env_remove("MICROS_MIRROR")
-            .output()
-            .expect("run micros")
-    }
-
-    fn path(&self, name: &str) -> std::path::PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
+        .add(TestPackage::new("runit-helper", "2.16.4").arch("all"))
+        .add(
+            TestPackage::new("linux-image-test", "6.12")
+                .file("./boot/vmlinuz-6.12-test", &[4u8; 20_000], 0o644)
+                .file("./usr/lib/modules/6.12-test/modules.builtin", b"", 0o644),
+        )
+        .add(
+            TestPackage::new("htop", "3.4")
+                .field("Depends", "libc6, libncursesw6")
+                .file("./usr/bin/htop", &[5u8; 10_000], 0o755),
+        )
+        .add(
+            TestPackage::new("libncursesw6", "6.5")
+                .field("Depends", "libc6")
+                .file(
+                    "./usr/lib/x86_64-linux-gnu/libncursesw.so.6",
+                    &[6u8; 60_000],
+                    0o644,
+                ),
+        );
+    ArchiveProject::new(archive, "environment.packages.htop = true")
 }
 
 #[test]
 fn why_a_package_shows_the_chain_and_what_dropping_it_saves() {
-    let project = Project::new();
+    let project = project();
     let out = ok(&project.micros(&["why", "libncursesw6"]));
     assert!(
         out.starts_with(
@@ -165,7 +99,7 @@ fn why_a_package_shows_the_chain_and_what_dropping_it_saves() {
 
 #[test]
 fn why_a_path_names_the_package_or_the_option() {
-    let project = Project::new();
+    let project = project();
     project
         .write_config(r#"environment.packages.htop = true, environment.etc."motd".text = "hello""#);
     let out = ok(&project.micros(&["why", "/usr/bin/htop"]));
@@ -202,7 +136,7 @@ fn why_a_path_names_the_package_or_the_option() {
 
 #[test]
 fn the_build_reports_sizes_by_package_and_a_budget_stops_it() {
-    let project = Project::new();
+    let project = project();
     let out = ok(&project.micros(&["build"]));
     // The largest first, with its share: libncursesw6's 60 kB of about 150 kB.
     let lines: Vec<&str> = out.lines().collect();

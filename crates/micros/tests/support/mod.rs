@@ -260,3 +260,75 @@ pub fn boot(dir: &Path, extra: &[&str], until: &str, timeout: Duration) -> Boot 
     }
     unreachable!()
 }
+
+/// A project against a signed test archive served on 127.0.0.1 (no
+/// network): its directory, its own cache, and the archive.
+pub struct ArchiveProject {
+    pub dir: tempfile::TempDir,
+    pub cache: tempfile::TempDir,
+    pub archive: micros_test_archive::TestArchive,
+    pub url: String,
+}
+
+impl ArchiveProject {
+    /// Publishes and serves `archive`; the config is the minimal profile,
+    /// the kernel `linux-image-test` and `extra` (Nickel record fields).
+    pub fn new(mut archive: micros_test_archive::TestArchive, extra: &str) -> ArchiveProject {
+        archive.publish();
+        let url = archive.serve();
+        let project = ArchiveProject {
+            dir: tempfile::tempdir().unwrap(),
+            cache: tempfile::tempdir().unwrap(),
+            archive,
+            url,
+        };
+        project.write_config(extra);
+        project
+    }
+
+    pub fn write_config(&self, extra: &str) {
+        std::fs::write(
+            self.path("system.ncl"),
+            format!(
+                r#"let micros = import "micros" in
+micros.system {{ modules = [
+  micros.profiles.minimal,
+  {{
+    packages.source = {{ suite = "testing", mirror = "{}", keyring = "{}" }},
+    boot.kernel.package = "linux-image-test",
+  }},
+  {{ {extra} }},
+] }}
+"#,
+                self.url,
+                self.archive.keyring().display()
+            ),
+        )
+        .unwrap();
+    }
+
+    pub fn micros(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_micros"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("MICROS_CACHE_DIR", self.cache.path())
+            .env_remove("MICROS_MIRROR")
+            .output()
+            .expect("run micros")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// The command's stdout, after checking it succeeded.
+pub fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
