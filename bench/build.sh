@@ -36,7 +36,7 @@ seconds() { # command... → wall seconds
     end=$(date +%s.%N)
     echo "$end - $start" | bc
 }
-row() { printf '%-58s %10s\n' "$1" "$2"; }
+. bench/lib.sh
 
 echo "micros build of examples/qemu.ncl (plus a marker service), suite $suite, $(nproc) cores"
 cold=$(seconds "$micros" build "$work/system.ncl" -o "$work/result")

@@ -66,15 +66,34 @@ for compressor in xz zstd; do
 done
 
 echo
-echo "| writer | compressor | wall s | CPU s | bytes | peak RSS MB | wall vs mksquashfs | size vs mksquashfs |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| writer | compressor | wall s | CPU s | bytes | peak RSS MB | wall vs mksquashfs | size vs mksquashfs | peak RSS vs mksquashfs |"
+echo "|---|---|---|---|---|---|---|---|---|"
 awk '
     { split($1, part, "-"); compressor = part[length(part)]; name = $1; sub("-" compressor "$", "", name)
       wall[$1] = $2; bytes[$1] = $3; rss[$1] = $4; cpu[$1] = $5; order[++n] = $1; comp[$1] = compressor; writer[$1] = name }
     END {
       for (i = 1; i <= n; i++) {
         k = order[i]; ref = "mksquashfs-" comp[k]
-        printf "| %s | %s | %.2f | %.2f | %d | %.0f | %.3f | %.4f |\n", writer[k], comp[k], wall[k], cpu[k], bytes[k], rss[k] / 1024,
-               wall[k] / wall[ref], bytes[k] / bytes[ref]
+        printf "| %s | %s | %.2f | %.2f | %d | %.0f | %.3f | %.4f | %.3f |\n", writer[k], comp[k], wall[k], cpu[k], bytes[k], rss[k] / 1024,
+               wall[k] / wall[ref], bytes[k] / bytes[ref], rss[k] / rss[ref]
       }
     }' "$work/results"
+if [ -n "${BENCH_JSON:-}" ]; then
+    python3 - "$work/results" "$BENCH_JSON" <<'PY'
+import json, sys
+rows = [line.split() for line in open(sys.argv[1])]
+figures = {name: (float(wall), int(size), int(rss)) for name, wall, size, rss, _cpu in rows}
+with open(sys.argv[2], "a") as out:
+    for name, (wall, size, rss) in figures.items():
+        reference = figures["mksquashfs-" + name.rsplit("-", 1)[1]]
+        for label, value in [
+            (f"{name} wall s", wall),
+            (f"{name} bytes", size),
+            (f"{name} peak RSS KiB", rss),
+            (f"{name} wall vs mksquashfs", round(wall / reference[0], 3)),
+            (f"{name} size vs mksquashfs", round(size / reference[1], 4)),
+            (f"{name} peak RSS vs mksquashfs", round(rss / reference[2], 3)),
+        ]:
+            print(json.dumps({"bench": "squashfs", "label": label, "value": str(value)}), file=out)
+PY
+fi

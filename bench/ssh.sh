@@ -25,9 +25,10 @@ sed -e "s|ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE1pY3JPUyBleGFtcGxlOiB1c2UgeW91ci
     examples/sshd.ncl > "$work/system.ncl"
 (cd "$work" && "$micros" build > build.txt 2>&1) || { cat "$work/build.txt" >&2; exit 1; }
 
-printf '%-40s %12s\n' "examples/sshd.ncl artifact" "bytes"
+. bench/lib.sh
+echo "examples/sshd.ncl, suite $suite, $boots boots"
 for artifact in kernel initrd root.squashfs; do
-    printf '%-40s %12s\n' "$artifact" "$(stat -c %s "$work/result/$artifact")"
+    row "$artifact bytes" "$(stat -c %s "$work/result/$artifact")"
 done
 
 uptimes=()
@@ -58,11 +59,8 @@ for boot in $(seq 1 "$boots"); do
     fi
     uptimes+=("$answer")
 done
-printf '%s\n' "${uptimes[@]}" | sort -n | awk '
-    { v[NR] = $1 }
-    END {
-        if (NR == 0) exit 1
-        median = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%-40s %12.2f\n", "uptime at first SSH answer, median (s)", median
-        printf "%-40s %5.2f..%.2f\n", "min..max over " NR " boots (s)", v[1], v[NR]
-    }'
+[ "${#uptimes[@]}" -gt 0 ] || { echo "no boot answered" >&2; exit 1; }
+sorted=$(printf '%s\n' "${uptimes[@]}" | sort -n)
+row "boots that answered (crashed boots not counted)" "${#uptimes[@]} of $boots"
+row "guest uptime at first SSH answer s (median)" "$(echo "$sorted" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+row "  min / max" "$(echo "$sorted" | head -1) / $(echo "$sorted" | tail -1)"

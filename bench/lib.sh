@@ -1,0 +1,11 @@
+# Shared by the benchmarks: `row LABEL VALUE` prints one line of a table
+# and, when BENCH_JSON names a file, appends the figure to it as one JSON
+# object per line ({"bench", "label", "value"}), which bench/run.sh gathers.
+bench_name="$(basename "$0" .sh)"
+row() {
+    printf '%-58s %14s\n' "$1" "$2"
+    if [ -n "${BENCH_JSON:-}" ]; then
+        python3 -c 'import json, sys; print(json.dumps({"bench": sys.argv[1], "label": sys.argv[2], "value": sys.argv[3]}))' \
+            "$bench_name" "$1" "$2" >> "$BENCH_JSON"
+    fi
+}
