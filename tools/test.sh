@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use (QEMU, squashfs-tools, … as they arrive).
-packages=(ca-certificates curl qemu-system-x86 qemu-system-arm squashfs-tools cpio dosfstools mtools fdisk gdisk zstd xz-utils attr e2fsprogs openssh-client)
+packages=(ca-certificates curl qemu-system-x86 qemu-system-arm squashfs-tools cpio dosfstools mtools fdisk gdisk zstd xz-utils attr e2fsprogs openssh-client python3-venv)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -23,6 +23,19 @@ fi
 # installed toolchain does not get them automatically).
 rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl
+
+# Stage 1 for the 32-bit ARM boards: rustup has no musl standard library
+# for them where MicrOS is developed, so micros-system's build.rs builds it
+# from rust-src (-Zbuild-std) and links with zig, which carries musl for
+# every architecture. zig comes from PyPI (`ziglang`), in a venv of its own.
+rustup component add rust-src >/dev/null 2>&1 || echo "warning: rust-src is not installed: no stage 1 for armv7l/armv6l" >&2
+zig_venv="${XDG_CACHE_HOME:-$HOME/.cache}/micros-tools/zig-0.17.1"
+if ! "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1; then
+    rm -rf "$zig_venv"
+    python3 -m venv "$zig_venv"
+    "$zig_venv/bin/pip" install -q "ziglang==0.17.1"
+fi
+export MICROS_ZIG="$zig_venv/bin/python -m ziglang"
 
 # --no-fail-fast: every failing test binary is reported, not only the first.
 cargo test --workspace --locked --no-fail-fast "$@"

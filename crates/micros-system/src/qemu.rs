@@ -68,7 +68,10 @@ pub fn arguments_with(config: &Config, dir: &str, accel: Accel, data: Option<&st
             "-cpu".into(),
             "cortex-a57".into(),
         ]),
-        Platform::Armv7l | Platform::Armv6l => args.extend(["-M".into(), "virt".into()]),
+        // A 32-bit kernel cannot reach the PCIe window above 4 GiB.
+        Platform::Armv7l | Platform::Armv6l => {
+            args.extend(["-M".into(), "virt,highmem=off".into()])
+        }
         Platform::Riscv64 => args.extend(["-M".into(), "virt".into()]),
         Platform::X86_64 => {}
     }
