@@ -197,3 +197,41 @@ fn warnings_from_modules_are_reported() {
     );
     assert_eq!(evaluation.warnings, ["careful: micros"]);
 }
+
+#[test]
+fn a_raspberry_pi_gets_its_kernel_console_card_driver_and_firmware_component() {
+    for (host, model, kernel) in [
+        ("armv7l-linux", "rpi2", "linux-image-armmp"),
+        ("aarch64-linux", "rpi3", "linux-image-arm64"),
+        ("armv6l-linux", "rpi1", "linux-image-rpi"),
+    ] {
+        let config = common::evaluate(&format!(
+            r#"{{ platform.host = "{host}", hardware.raspberryPi.{model} = true }}"#
+        ))
+        .config;
+        assert_eq!(config.boot.kernel.package, kernel, "{host}");
+        assert_eq!(config.boot.console, ["ttyAMA0,115200"]);
+        assert!(config.boot.initrd.available_kernel_modules["bcm2835"]);
+        assert!(config.boot.initrd.available_kernel_modules["mmc_block"]);
+        assert_eq!(
+            config.packages.source.components,
+            ["main", "non-free-firmware"]
+        );
+    }
+    // Plain definitions win; firmware from a directory needs no extra component.
+    let config = common::evaluate(
+        r#"{ platform.host = "armv7l-linux", hardware.raspberryPi = { rpi2 = true, firmware = "./firmware" } },
+           { boot.kernel.package = "linux-image-rpi" }"#,
+    )
+    .config;
+    assert_eq!(config.boot.kernel.package, "linux-image-rpi");
+    assert_eq!(config.packages.source.components, ["main"]);
+    // No Pi, no change.
+    let config = common::evaluate("{}").config;
+    assert_eq!(config.packages.source.components, ["main"]);
+    assert!(!config
+        .boot
+        .initrd
+        .available_kernel_modules
+        .contains_key("bcm2835"));
+}
