@@ -96,19 +96,36 @@ pub fn write_disk(dest: &Path, layout: &DiskLayout) -> Result<DiskSummary> {
         }
         Ok(DiskSummary {
             bytes: plan.bytes,
-            partition_uuids: match layout.table {
-                PartitionTable::Mbr => (1..=plan.placed.len())
-                    .map(|number| format!("{:08x}-{number:02x}", plan.signature))
-                    .collect(),
-                PartitionTable::Gpt => plan
-                    .guids
-                    .iter()
-                    .map(|g| g.to_string().to_lowercase())
-                    .collect(),
-            },
+            partition_uuids: plan.partition_uuids(layout.table),
             offsets: plan.placed.iter().map(|p| p.first * SECTOR).collect(),
         })
     })
+}
+
+/// The partition UUIDs `write_disk` will give `layout`, before any content
+/// exists: they depend on the layout (seed, names, kinds, positions, sizes),
+/// not on the contents, so a boot partition can name the root's PARTUUID.
+/// Every partition needs an explicit size.
+pub fn partition_uuids(layout: &DiskLayout) -> Result<Vec<String>> {
+    let dest = Path::new("(preview)");
+    if let Some(spec) = layout.partitions.iter().find(|p| p.size.is_none()) {
+        return Err(Error::Partition {
+            partition: spec.name.clone(),
+            message: "its PARTUUID can be known in advance only with an explicit size".into(),
+        });
+    }
+    let without_contents = DiskLayout {
+        partitions: layout
+            .partitions
+            .iter()
+            .map(|p| PartitionSpec {
+                content: None,
+                ..p.clone()
+            })
+            .collect(),
+        ..layout.clone()
+    };
+    Ok(plan(dest, &without_contents)?.partition_uuids(layout.table))
 }
 
 struct Plan<'a> {
@@ -117,6 +134,22 @@ struct Plan<'a> {
     signature: u32,
     disk_guid: Guid,
     guids: Vec<Guid>,
+}
+
+impl Plan<'_> {
+    /// MBR: `xxxxxxxx-NN`; GPT: the partition GUIDs.
+    fn partition_uuids(&self, table: PartitionTable) -> Vec<String> {
+        match table {
+            PartitionTable::Mbr => (1..=self.placed.len())
+                .map(|number| format!("{:08x}-{number:02x}", self.signature))
+                .collect(),
+            PartitionTable::Gpt => self
+                .guids
+                .iter()
+                .map(|g| g.to_string().to_lowercase())
+                .collect(),
+        }
+    }
 }
 
 fn plan<'a>(dest: &Path, layout: &'a DiskLayout) -> Result<Plan<'a>> {

@@ -18,7 +18,9 @@ pub mod tree;
 pub use atomic::atomic_write;
 pub use compress::Compression;
 pub use cpio::{write_cpio, write_cpio_to};
-pub use disk::{write_disk, DiskLayout, DiskSummary, PartitionSpec, PartitionTable};
+pub use disk::{
+    partition_uuids, write_disk, DiskLayout, DiskSummary, PartitionSpec, PartitionTable,
+};
 pub use error::Error;
 pub use fat::{write_fat32, FatOptions, FatSummary};
 pub use partition::{Guid, PartitionType};

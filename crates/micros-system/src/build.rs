@@ -45,6 +45,8 @@ pub enum BuildError {
         limit: String,
         report: String,
     },
+    #[error("sdImage: {0}\nhint: enable a model (hardware.raspberryPi.rpi2 = true, …); the firmware comes from Debian's raspi-firmware or hardware.raspberryPi.firmware")]
+    Firmware(String),
     #[error("the lock has no package {0}: run `micros lock`")]
     NotLocked(String),
     #[error("cannot write {}: {source}", path.display())]
@@ -69,6 +71,8 @@ pub enum Attribute {
     Kernel,
     Initrd,
     Squashfs,
+    /// Everything, and the Raspberry Pi card `sd.img`.
+    SdImage,
 }
 
 impl Attribute {
@@ -78,6 +82,7 @@ impl Attribute {
             "kernel" => Attribute::Kernel,
             "initrd" => Attribute::Initrd,
             "squashfs" => Attribute::Squashfs,
+            "sdImage" | "sdimage" => Attribute::SdImage,
             _ => return None,
         })
     }
@@ -183,7 +188,7 @@ pub fn build(
     out: &Path,
 ) -> Result<Built, BuildError> {
     let config_dir = config_path.parent().unwrap_or(Path::new("."));
-    let (kernel, data) = unpack(config, lock, debs, cache)?;
+    let unpacked = unpack(config, lock, debs, cache)?;
     let epoch = epoch(lock);
 
     let parent = out
@@ -199,7 +204,7 @@ pub fn build(
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
     let result = write_artifacts(
-        config, config_dir, &kernel, &data, epoch, attribute, &staging, lock,
+        config, config_dir, &unpacked, epoch, attribute, &staging, lock,
     );
     let (artifacts, root_report) = match result {
         Ok(built) => built,
@@ -218,9 +223,20 @@ pub fn build(
     Ok(Built {
         directory: out.to_owned(),
         artifacts,
-        kernel_version: kernel.version,
+        kernel_version: unpacked.kernel.version,
         root_report,
     })
+}
+
+/// What the packages hold, sorted by where it goes.
+struct Unpacked {
+    kernel: Kernel,
+    /// The kernel packages' files (device trees for a Pi card).
+    kernel_tree: Tree,
+    /// raspi-firmware's files; it goes onto the Pi's boot partition.
+    firmware_tree: Tree,
+    /// The root's packages: name and decompressed data tar.
+    data: Vec<(String, PathBuf)>,
 }
 
 /// The kernel, and the other packages' decompressed data tars by name.
@@ -229,12 +245,20 @@ fn unpack(
     lock: &Lock,
     debs: &[PathBuf],
     cache: &Cache,
-) -> Result<(Kernel, Vec<(String, PathBuf)>), BuildError> {
+) -> Result<Unpacked, BuildError> {
     let mut kernel_tree = Tree::new();
+    let mut firmware_tree = Tree::new();
     let mut data = Vec::new();
     for (package, deb) in lock.packages.iter().zip(debs) {
         let tar = data_tar(cache, &package.name, deb, &package.sha256)?;
-        if package.name.starts_with("linux-image-") {
+        if package.name == "raspi-firmware" {
+            unpack_tar(
+                &package.name,
+                &tar,
+                &mut firmware_tree,
+                UnpackOptions { merged_usr: true },
+            )?;
+        } else if package.name.starts_with("linux-image-") {
             unpack_tar(
                 &package.name,
                 &tar,
@@ -249,7 +273,52 @@ fn unpack(
         return Err(BuildError::NotLocked(config.boot.kernel.package.clone()));
     }
     let kernel = Kernel::from_tree(&config.boot.kernel.package, &kernel_tree)?;
-    Ok((kernel, data))
+    Ok(Unpacked {
+        kernel,
+        kernel_tree,
+        firmware_tree,
+        data,
+    })
+}
+
+/// The Pi's boot firmware: from `hardware.raspberryPi.firmware` (a
+/// directory) or Debian's raspi-firmware.
+fn firmware(
+    config: &Config,
+    config_dir: &Path,
+    tree: &Tree,
+) -> Result<Vec<(String, micros_image::Content)>, BuildError> {
+    let wanted = |name: &str| {
+        name == "bootcode.bin"
+            || (name.starts_with("start") && name.ends_with(".elf"))
+            || (name.starts_with("fixup") && name.ends_with(".dat"))
+    };
+    let mut files = Vec::new();
+    if let Some(dir) = &config.hardware.raspberry_pi.firmware {
+        let dir = config_dir.join(dir);
+        let entries = std::fs::read_dir(&dir).map_err(|source| BuildError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if wanted(&name) {
+                let bytes = std::fs::read(entry.path()).map_err(io(&entry.path()))?;
+                files.push((name, micros_image::Content::bytes(bytes)));
+            }
+        }
+    } else {
+        for (path, entry) in tree.iter() {
+            if let micros_image::Kind::File(content) = &entry.kind {
+                let name = path.name();
+                if path.to_string().starts_with("/usr/lib/raspi-firmware/") && wanted(name) {
+                    files.push((name.to_owned(), content.clone()));
+                }
+            }
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(files)
 }
 
 fn as_packages(data: &[(String, PathBuf)]) -> Vec<Package<'_>> {
@@ -271,25 +340,29 @@ pub fn root_tree(
     cache: &Cache,
 ) -> Result<(Tree, Vec<String>), BuildError> {
     let config_dir = config_path.parent().unwrap_or(Path::new("."));
-    let (kernel, data) = unpack(config, lock, debs, cache)?;
-    let packages = as_packages(&data);
-    let tree = rootfs::assemble(config, config_dir, &packages, &kernel)?;
-    Ok((tree, data.into_iter().map(|(name, _)| name).collect()))
+    let unpacked = unpack(config, lock, debs, cache)?;
+    let packages = as_packages(&unpacked.data);
+    let tree = rootfs::assemble(config, config_dir, &packages, &unpacked.kernel)?;
+    Ok((
+        tree,
+        unpacked.data.into_iter().map(|(name, _)| name).collect(),
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
 fn write_artifacts(
     config: &Config,
     config_dir: &Path,
-    kernel: &Kernel,
-    data: &[(String, PathBuf)],
+    unpacked: &Unpacked,
     epoch: u64,
     attribute: Attribute,
     dir: &Path,
     lock: &Lock,
 ) -> Result<(Artifacts, Vec<crate::report::Share>), BuildError> {
     let mut root_report = Vec::new();
-    let all = attribute == Attribute::Toplevel;
+    let (kernel, data) = (&unpacked.kernel, &unpacked.data);
+    let card = attribute == Attribute::SdImage;
+    let all = attribute == Attribute::Toplevel || card;
     let platform = config.platform.host.name();
     if all || attribute == Attribute::Kernel {
         let path = dir.join("kernel");
@@ -330,7 +403,6 @@ fn write_artifacts(
     if all || attribute == Attribute::Squashfs {
         let packages = as_packages(data);
         let mut root = rootfs::assemble(config, config_dir, &packages, kernel)?;
-        rootfs::check_bootable(&root)?;
         let names: Vec<&str> = data.iter().map(|(name, _)| name.as_str()).collect();
         root_report = crate::report::by_source(&root, &names);
         root.normalize(epoch)?;
@@ -356,8 +428,36 @@ fn write_artifacts(
         std::fs::set_permissions(&run_vm, std::fs::Permissions::from_mode(0o755))
             .map_err(io(&run_vm))?;
     }
+    if card {
+        if !crate::sdimage::enabled(config) {
+            return Err(BuildError::Firmware(
+                "no Raspberry Pi model is enabled".into(),
+            ));
+        }
+        let files = firmware(config, config_dir, &unpacked.firmware_tree)?;
+        let mut seed = Sha256::new();
+        for package in &lock.packages {
+            seed.update(package.sha256.as_bytes());
+        }
+        seed.update(cmdline(config).as_bytes());
+        crate::sdimage::write(
+            config,
+            dir,
+            &unpacked.kernel_tree,
+            &files,
+            &cmdline(config),
+            &seed.finalize(),
+        )?;
+    }
     let mut artifacts = BTreeMap::new();
-    for name in ["kernel", "initrd", "root.squashfs", "cmdline", "run-vm"] {
+    for name in [
+        "kernel",
+        "initrd",
+        "root.squashfs",
+        "cmdline",
+        "run-vm",
+        "sd.img",
+    ] {
         let path = dir.join(name);
         if path.exists() {
             let bytes = std::fs::read(&path).map_err(io(&path))?;

@@ -13,4 +13,5 @@ pub mod qemu;
 pub mod report;
 pub mod rootfs;
 pub mod runit;
+pub mod sdimage;
 pub mod users;

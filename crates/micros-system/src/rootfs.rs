@@ -243,6 +243,8 @@ pub fn assemble(
     ] {
         tree.insert(path(dir)?, Entry::directory(mode, "micros"))?;
     }
+    // Before anything that needs a shell: say what the image lacks to boot.
+    check_bootable(&tree)?;
     let database = users::render(&config.users)?;
     tree.replace(
         path("/etc/passwd")?,

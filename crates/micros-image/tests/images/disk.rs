@@ -74,6 +74,27 @@ fn dump_value<'a>(dump: &'a str, key: &str) -> &'a str {
 }
 
 #[test]
+fn partition_uuids_are_known_before_the_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let (boot, root) = images(dir.path());
+    for table in [PartitionTable::Mbr, PartitionTable::Gpt] {
+        let mut layout = layout(table, &boot, &root);
+        for spec in &mut layout.partitions {
+            spec.size = Some(spec.size.unwrap_or(8 << 20));
+        }
+        let preview = micros_image::partition_uuids(&layout).unwrap();
+        let summary = write_disk(&dir.path().join("disk.img"), &layout).unwrap();
+        assert_eq!(preview, summary.partition_uuids, "{table:?}");
+    }
+    // Without explicit sizes the layout depends on the contents.
+    let layout = layout(PartitionTable::Mbr, &boot, &root);
+    assert!(micros_image::partition_uuids(&layout)
+        .unwrap_err()
+        .to_string()
+        .contains("explicit size"));
+}
+
+#[test]
 fn mbr_disk_as_the_raspberry_pi_needs_it() {
     let dir = tempfile::tempdir().unwrap();
     let (boot, root) = images(dir.path());

@@ -13,7 +13,7 @@ pub struct Args {
     /// The configuration file
     #[arg(default_value = super::DEFAULT_CONFIG)]
     pub file: PathBuf,
-    /// What to build: toplevel (everything), kernel, initrd or squashfs
+    /// What to build: toplevel (everything), kernel, initrd, squashfs or sdImage (everything and a Raspberry Pi card)
     #[arg(long = "attr", short = 'A', default_value = "toplevel")]
     pub attr: String,
     /// The output directory (replaced only once the new build is complete)
@@ -51,7 +51,7 @@ pub fn build_system(args: &Args) -> anyhow::Result<(micros_config::Config, Built
     let start = Instant::now();
     let attribute = Attribute::parse(&args.attr).with_context(|| {
         format!(
-            "unknown attribute `{}`\nhint: use toplevel, kernel, initrd or squashfs",
+            "unknown attribute `{}`\nhint: use toplevel, kernel, initrd, squashfs or sdImage",
             args.attr
         )
     })?;

@@ -120,21 +120,26 @@ impl Vm {
     }
 
     fn spawn(result: &Path, extra: &[&str], cwd: Option<&Path>) -> Vm {
-        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-        let turn = ONE_AT_A_TIME
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut command = Command::new(result.join("run-vm"));
         if let Some(cwd) = cwd {
             command.current_dir(cwd);
         }
+        command.args(extra);
+        Self::start_command(command)
+    }
+
+    /// Any QEMU command line (a board `run-vm` does not know).
+    pub fn start_command(mut command: Command) -> Vm {
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        let turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut child = command
-            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("run-vm");
+            .expect("start QEMU");
         let mut stdout = child.stdout.take().unwrap();
         let console = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&console);
