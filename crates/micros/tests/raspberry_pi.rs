@@ -142,9 +142,11 @@ fn needs_network_the_seed_example_builds_a_card_for_its_pi_2() {
     assert!(cmdline.contains("console=ttyAMA0,115200"), "{cmdline}");
 }
 
-/// Builds a card for `host` with one Pi `model`, takes the kernel, device
-/// tree, initrd and command line off its boot partition and boots them on
-/// QEMU's `machine` with the card as the SD device.
+/// Builds a card for `host` with one Pi `model` (and a data partition when
+/// `data`), takes the kernel, device tree, initrd and command line off its
+/// boot partition and boots them on QEMU's `machine` with the card as the
+/// SD device.
+#[allow(clippy::too_many_arguments)]
 fn boots_from_its_card(
     host: &str,
     model: &str,
@@ -152,6 +154,7 @@ fn boots_from_its_card(
     machine: &str,
     kernel: &str,
     tree: &str,
+    data: bool,
 ) {
     let (dir, _) = build_card(&format!(
         r#"let micros = import "micros" in
@@ -159,6 +162,7 @@ micros.system {{ modules = [ micros.profiles.minimal, {{
   packages.source.suite = "{}",
   platform.host = "{host}",
   hardware.raspberryPi.{model} = true,
+  image.disk.dataPartition = {data},
   runit.services.hello = {{ oneshot = true, command = "sh -c 'echo MARKER-CARD $(uname -m) uptime $(cut -d\" \" -f1 /proc/uptime) $(grep -o \"root=[^ ]*\" /proc/cmdline) END'" }},
 }} ] }}
 "#,
@@ -197,6 +201,16 @@ micros.system {{ modules = [ micros.profiles.minimal, {{
         .find(|l| l.starts_with("MARKER-CARD"))
         .unwrap_or_else(|| panic!("no marker:\n{console}"));
     eprintln!("figure: {machine}: {line}");
+    if data {
+        assert!(
+            console.contains("preparing the data partition /dev/mmcblk0p3"),
+            "the card's empty data partition is prepared at first boot:\n{console}"
+        );
+        assert!(
+            cmdline.contains("micros.overlay=data micros.data=PARTUUID="),
+            "{cmdline}"
+        );
+    }
     let root = cmdline.split_whitespace().next().unwrap();
     assert!(root.starts_with("root=PARTUUID="), "{cmdline}");
     assert!(
@@ -214,11 +228,12 @@ fn needs_network_and_qemu_an_rpi2_card_boots_on_raspi2b() {
         "raspi2b",
         "kernel7.img",
         "bcm2836-rpi-2-b.dtb",
+        false,
     );
 }
 
 #[test]
-fn needs_network_and_qemu_an_rpi3_card_boots_on_raspi3b() {
+fn needs_network_and_qemu_an_rpi3_card_with_a_data_partition_boots_on_raspi3b() {
     boots_from_its_card(
         "aarch64-linux",
         "rpi3",
@@ -226,6 +241,7 @@ fn needs_network_and_qemu_an_rpi3_card_boots_on_raspi3b() {
         "raspi3b",
         "kernel8.img",
         "bcm2837-rpi-3-b.dtb",
+        true,
     );
 }
 
