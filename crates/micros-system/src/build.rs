@@ -439,13 +439,15 @@ fn write_artifacts(
         for package in &lock.packages {
             seed.update(package.sha256.as_bytes());
         }
-        seed.update(cmdline(config).as_bytes());
+        let line = cmdline(config);
+        seed.update(line.as_bytes());
         crate::sdimage::write(
             config,
             dir,
+            &unpacked.kernel.image,
             &unpacked.kernel_tree,
             &files,
-            &cmdline(config),
+            &line,
             &seed.finalize(),
         )?;
     }

@@ -127,12 +127,14 @@ fn layout(
     })
 }
 
-/// Writes `sd.img` in `dir`, next to the already written `kernel`, `initrd`
-/// and `root.squashfs`. `kernel_tree` is the unpacked kernel package (for
-/// its device trees), `firmware` the Pi firmware files by name.
+/// Writes `sd.img` in `dir`, next to the already written `initrd` and
+/// `root.squashfs`. `kernel` is the kernel image, `kernel_tree` the unpacked
+/// kernel package (for its device trees), `firmware` the Pi firmware files
+/// by name. Large files go onto the card by reference, never read whole.
 pub fn write(
     config: &Config,
     dir: &Path,
+    kernel: &Content,
     kernel_tree: &Tree,
     firmware: &[(String, Content)],
     cmdline: &str,
@@ -159,16 +161,22 @@ pub fn write(
     for (name, content) in firmware {
         add(name, content.clone())?;
     }
-    let kernel = std::fs::read(dir.join("kernel")).map_err(|source| BuildError::Io {
-        path: dir.join("kernel"),
-        source,
-    })?;
-    add(kernel_name(config.platform.host), Content::bytes(kernel))?;
-    let initrd = std::fs::read(dir.join("initrd")).map_err(|source| BuildError::Io {
-        path: dir.join("initrd"),
-        source,
-    })?;
-    add("initrd", Content::bytes(initrd))?;
+    add(kernel_name(config.platform.host), kernel.clone())?;
+    let initrd = dir.join("initrd");
+    let length = std::fs::metadata(&initrd)
+        .map_err(|source| BuildError::Io {
+            path: initrd.clone(),
+            source,
+        })?
+        .len();
+    add(
+        "initrd",
+        Content::Extent {
+            file: std::sync::Arc::new(initrd),
+            offset: 0,
+            length,
+        },
+    )?;
     let prefixes = device_trees(config);
     let mut trees = 0;
     for (path, entry) in kernel_tree.iter() {

@@ -174,18 +174,5 @@ impl micros_debian::fetch::Progress for Bar {
     }
 }
 
-/// `12.3 MB`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+/// `12.3 MB`-style sizes, as the build's report prints them.
+pub use micros_system::report::human;
