@@ -421,3 +421,15 @@ pub struct SeedBuild {
     #[serde(rename = "rpi-firmware")]
     pub rpi_firmware: Option<String>,
 }
+
+/// A `types.Size` option's value in bytes: `256M` → 268435456 (the
+/// contract allows digits and one of K, M, G).
+pub fn size_bytes(text: &str) -> u64 {
+    let (digits, unit) = match text.char_indices().last() {
+        Some((at, 'K')) => (&text[..at], 1 << 10),
+        Some((at, 'M')) => (&text[..at], 1 << 20),
+        Some((at, 'G')) => (&text[..at], 1 << 30),
+        _ => (text, 1),
+    };
+    digits.parse::<u64>().unwrap_or(0) * unit
+}

@@ -471,7 +471,7 @@ fn write_artifacts(
     }
     for (artifact, limit) in &config.image.max_size {
         if let Some((size, _)) = artifacts.get(artifact) {
-            if *size > crate::qemu::size_bytes(limit) {
+            if *size > micros_config::model::size_bytes(limit) {
                 return Err(BuildError::OverBudget {
                     artifact: artifact.clone(),
                     size: *size,

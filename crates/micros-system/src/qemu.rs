@@ -34,20 +34,9 @@ pub fn data_disk(config: &Config) -> Option<(String, u64)> {
     (config.boot.overlay == Overlay::Data).then(|| {
         (
             format!("{}-data.img", config.networking.host_name),
-            size_bytes(&config.virtualisation.qemu.data_disk_size),
+            micros_config::model::size_bytes(&config.virtualisation.qemu.data_disk_size),
         )
     })
-}
-
-/// `256M` → bytes (the option's contract allows digits and one of K, M, G).
-pub fn size_bytes(text: &str) -> u64 {
-    let (digits, unit) = match text.char_indices().last() {
-        Some((at, 'K')) => (&text[..at], 1 << 10),
-        Some((at, 'M')) => (&text[..at], 1 << 20),
-        Some((at, 'G')) => (&text[..at], 1 << 30),
-        _ => (text, 1),
-    };
-    digits.parse::<u64>().unwrap_or(0) * unit
 }
 
 /// QEMU's arguments; `data` is the data disk file, if one is attached.

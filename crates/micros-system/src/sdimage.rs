@@ -116,7 +116,7 @@ fn layout(
     // of two (QEMU's SD card wants one; dd users lose nothing).
     let needed: u64 = MIB + partitions.iter().map(|p| p.size.unwrap_or(0)).sum::<u64>();
     let size = match &config.image.disk.size {
-        Some(text) => crate::qemu::size_bytes(text),
+        Some(text) => micros_config::model::size_bytes(text),
         None => needed.next_power_of_two(),
     };
     Ok(DiskLayout {
