@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod support;
-use support::{boot, build, cache, emulator_fault, micros, project, text};
+use support::{boot, build, cache, emulator_fault, micros, project, shown, text};
 
 const SERVICES: &str = r#"  {
     networking.hostName = "boot-test",
@@ -33,37 +33,44 @@ fn services_ordering_restart_and_poweroff(platform: &str) {
     let position = |marker: &str| {
         console
             .find(marker)
-            .unwrap_or_else(|| panic!("no {marker} on the console:\n{console}"))
+            .unwrap_or_else(|| panic!("no {marker} on the console:\n{}", shown(console)))
     };
     assert!(
         position("MARKER-FIRST") < position("MARKER-SECOND"),
-        "`after` ordering:\n{console}"
+        "`after` ordering:\n{}",
+        shown(console)
     );
     assert_eq!(
         console.matches("MARKER-COUNTER-START").count(),
         2,
-        "runsv restarts the killed service:\n{console}"
+        "runsv restarts the killed service:\n{}",
+        shown(console)
     );
     assert!(
         console.contains("MODULE-dummy"),
-        "boot.kernelModules are loaded by stage 1:\n{console}"
+        "boot.kernelModules are loaded by stage 1:\n{}",
+        shown(console)
     );
     assert!(
         console.contains("FROM-LOG-LOGGED-LINE"),
-        "log.target = file goes through svlogd:\n{console}"
+        "log.target = file goes through svlogd:\n{}",
+        shown(console)
     );
     assert!(
         !console.lines().any(|l| l == "LOGGED-LINE"),
-        "a file-logged service stays off the console:\n{console}"
+        "a file-logged service stays off the console:\n{}",
+        shown(console)
     );
     assert!(
         console.contains("runit: enter stage: /etc/runit/3"),
-        "stage 3 runs:\n{console}"
+        "stage 3 runs:\n{}",
+        shown(console)
     );
     assert_eq!(
         boot.exit,
         Some(0),
-        "a guest power-off ends QEMU with status 0:\n{console}"
+        "a guest power-off ends QEMU with status 0:\n{}",
+        shown(console)
     );
 }
 
@@ -93,9 +100,13 @@ fn needs_network_and_qemu_a_root_that_never_appears_is_a_clear_stage1_error() {
         boot.console
             .contains("micros-init: the root device /dev/vdb did not appear within 2 s"),
         "no clear stage 1 error:\n{}",
-        boot.console
+        shown(&boot.console)
     );
-    assert!(!boot.console.contains("Kernel panic"), "{}", boot.console);
+    assert!(
+        !boot.console.contains("Kernel panic"),
+        "{}",
+        shown(&boot.console)
+    );
 }
 
 #[test]
@@ -229,15 +240,19 @@ fn needs_network_and_qemu_a_stage1_failure_can_start_a_shell() {
         boot.console
             .contains("micros-init: the root device /dev/vdb did not appear within 1 s"),
         "{}",
-        boot.console
+        shown(&boot.console)
     );
     assert!(
         boot.console
             .contains("micros-init: starting /bin/busybox (micros.onfailure=shell)"),
         "{}",
-        boot.console
+        shown(&boot.console)
     );
-    assert!(!boot.console.contains("Kernel panic"), "{}", boot.console);
+    assert!(
+        !boot.console.contains("Kernel panic"),
+        "{}",
+        shown(&boot.console)
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod support;
-use support::{build, free_port, micros, project, suite, text, Vm};
+use support::{build, emulator_stopped, free_port, micros, project, shown, suite, text, Vm};
 
 /// An ed25519 key pair made by `ssh-keygen` in `dir`: (private key path,
 /// public key line).
@@ -38,9 +38,15 @@ fn ssh(port: u16, known_hosts: &Path, options: &[&str], command: &str) -> std::p
         .expect("ssh (package openssh-client)")
 }
 
-/// Polls until the guest's SSH server runs `command` for `key`; its
-/// output. Panics with the console after `timeout`.
-fn first_answer(vm: &mut Vm, port: u16, known_hosts: &Path, key: &str, command: &str) -> String {
+/// Polls until the guest's SSH server runs `command` for `key`; its output,
+/// or why there is none (with the console).
+fn first_answer(
+    vm: &mut Vm,
+    port: u16,
+    known_hosts: &Path,
+    key: &str,
+    command: &str,
+) -> Result<String, String> {
     let start = Instant::now();
     loop {
         let output = ssh(
@@ -50,14 +56,14 @@ fn first_answer(vm: &mut Vm, port: u16, known_hosts: &Path, key: &str, command: 
             command,
         );
         if output.status.success() {
-            return text(&output.stdout);
+            return Ok(text(&output.stdout));
         }
         if start.elapsed() > Duration::from_secs(240) || vm.exited().is_some() {
-            panic!(
+            return Err(format!(
                 "ssh never answered; last error:\n{}\nconsole:\n{}",
                 text(&output.stderr),
-                vm.console()
-            );
+                shown(&vm.console())
+            ));
         }
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -71,17 +77,33 @@ fn host_key(known_hosts: &Path) -> String {
     fields[2].to_owned()
 }
 
-/// Boots the guest and waits for the SSH server's first answer.
+/// Boots the guest and waits for the SSH server's first answer: the guest,
+/// the answer, and the consoles of boots the emulator brought down before
+/// it (booted again, up to three in all).
 fn boot_until_ssh(
     dir: &Path,
     port: u16,
     known_hosts: &Path,
     key: &str,
     command: &str,
-) -> (Vm, String) {
-    let mut vm = Vm::boot(dir, &[]);
-    let answer = first_answer(&mut vm, port, known_hosts, key, command);
-    (vm, answer)
+) -> (Vm, String, String) {
+    let mut crashed = String::new();
+    for attempt in 1..=3 {
+        let mut vm = Vm::boot(dir, &[]);
+        match first_answer(&mut vm, port, known_hosts, key, command) {
+            Ok(answer) => return (vm, answer, crashed),
+            Err(why) => {
+                let exit = vm.exited();
+                let console = vm.console();
+                if attempt == 3 || !exit.is_some_and(|code| emulator_stopped(&console, code)) {
+                    panic!("{why}");
+                }
+                eprintln!("note: the guest stopped under the emulator; booting again:\n{why}");
+                crashed.push_str(&console);
+            }
+        }
+    }
+    unreachable!()
 }
 
 #[test]
@@ -121,7 +143,7 @@ fn needs_network_and_qemu_the_sshd_example_lets_a_key_in_and_nothing_else() {
     build(dir.path(), "result");
 
     let known_hosts = dir.path().join("known_hosts");
-    let (vm, answer) = boot_until_ssh(
+    let (vm, answer, _) = boot_until_ssh(
         dir.path(),
         port,
         &known_hosts,
@@ -180,7 +202,7 @@ fn needs_network_and_qemu_the_sshd_example_lets_a_key_in_and_nothing_else() {
 
     // The same image boots with a new host key: none is baked in.
     let known_hosts = dir.path().join("known_hosts.2");
-    let (vm, _) = boot_until_ssh(dir.path(), port, &known_hosts, &key, "true");
+    let (vm, _, _) = boot_until_ssh(dir.path(), port, &known_hosts, &key, "true");
     drop(vm);
     let second_key = host_key(&known_hosts);
     assert_ne!(
@@ -206,7 +228,7 @@ fn needs_network_and_qemu_over_a_data_disk_the_host_key_and_files_persist() {
     ));
     build(project.path(), "result");
     let known_hosts = dir.path().join("known_hosts");
-    let (vm, answer) = boot_until_ssh(
+    let (vm, answer, crashed) = boot_until_ssh(
         project.path(),
         port,
         &known_hosts,
@@ -219,10 +241,9 @@ fn needs_network_and_qemu_over_a_data_disk_the_host_key_and_files_persist() {
     );
     let first_key = host_key(&known_hosts);
     assert!(
-        vm.console()
-            .contains("preparing the data partition /dev/vdb (64 MiB)"),
+        (crashed + &vm.console()).contains("preparing the data partition /dev/vdb (64 MiB)"),
         "a blank data disk is prepared at first boot:\n{}",
-        vm.console()
+        shown(&vm.console())
     );
     // The connection ends with the guest: ssh's own status does not matter.
     let _ = ssh(
@@ -232,11 +253,12 @@ fn needs_network_and_qemu_over_a_data_disk_the_host_key_and_files_persist() {
         "/usr/sbin/poweroff",
     );
     let boot = vm.finish(Duration::from_secs(120));
-    assert_eq!(boot.exit, Some(0), "powered off:\n{}", boot.console);
+    assert_eq!(boot.exit, Some(0), "powered off:\n{}", shown(&boot.console));
     assert!(project.path().join("keeper-data.img").exists());
 
     let known_hosts = dir.path().join("known_hosts.2");
-    let (vm, answer) = boot_until_ssh(project.path(), port, &known_hosts, &key, "cat /root/kept");
+    let (vm, answer, crashed) =
+        boot_until_ssh(project.path(), port, &known_hosts, &key, "cat /root/kept");
     assert_eq!(answer.trim(), "kept", "a file written on the first boot");
     assert_eq!(
         host_key(&known_hosts),
@@ -244,9 +266,9 @@ fn needs_network_and_qemu_over_a_data_disk_the_host_key_and_files_persist() {
         "the host key made on the first boot is kept on the data disk"
     );
     assert!(
-        !vm.console().contains("preparing the data partition"),
+        !(crashed + &vm.console()).contains("preparing the data partition"),
         "a prepared data disk is not formatted again:\n{}",
-        vm.console()
+        shown(&vm.console())
     );
 }
 
@@ -337,36 +359,48 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
         assert!(
             vm.wait_for_nth("console-test login:", n, 4 * minute),
             "no login prompt #{n}:\n{}",
-            vm.console()
+            shown(&vm.console())
         );
     };
     prompt(&mut vm, 1);
     // A locked account (no hashedPassword) cannot log in, whatever it
     // types: the next thing is a login prompt again, not a shell.
     vm.send("bob\n");
-    assert!(vm.wait_for("Password:", minute), "{}", vm.console());
+    assert!(vm.wait_for("Password:", minute), "{}", shown(&vm.console()));
     vm.send("\n");
     prompt(&mut vm, 2);
     // A wrong password is refused too.
     vm.send("alice\n");
-    assert!(vm.wait_for_nth("Password:", 2, minute), "{}", vm.console());
+    assert!(
+        vm.wait_for_nth("Password:", 2, minute),
+        "{}",
+        shown(&vm.console())
+    );
     vm.send("not-the-password\n");
-    assert!(vm.wait_for("Login incorrect", minute), "{}", vm.console());
+    assert!(
+        vm.wait_for("Login incorrect", minute),
+        "{}",
+        shown(&vm.console())
+    );
     prompt(&mut vm, 3);
     vm.send("alice\n");
-    assert!(vm.wait_for_nth("Password:", 3, minute), "{}", vm.console());
+    assert!(
+        vm.wait_for_nth("Password:", 3, minute),
+        "{}",
+        shown(&vm.console())
+    );
     vm.send("micros-secret\n");
     // Typing before the shell runs would go to login, which drops it.
     assert!(
         vm.wait_for("built-in shell (ash)", minute),
         "the configured password logs in:\n{}",
-        vm.console()
+        shown(&vm.console())
     );
     assert_eq!(
         answer(&mut vm, "user", "id -un"),
         "alice",
         "the configured password logs in:\n{}",
-        vm.console()
+        shown(&vm.console())
     );
 
     // syslog: a message reaches the log, and the log stays within its bounds.
@@ -378,7 +412,7 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
         ),
         "inet 192.168.77.15/24",
         "the static address:\n{}",
-        vm.console()
+        shown(&vm.console())
     );
     assert_eq!(
         answer(
@@ -388,7 +422,7 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
         ),
         "inet 10.0.2.15/24",
         "the DHCP address:\n{}",
-        vm.console()
+        shown(&vm.console())
     );
 
     // The log is written asynchronously, and with this small maxSize the
@@ -403,7 +437,7 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
         found,
         "yes",
         "logger's message is in the log:\n{}",
-        vm.console()
+        shown(&vm.console())
     );
     let filled = answer(
         &mut vm,
@@ -417,7 +451,7 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
     assert!(
         (1..=2).contains(&rotated),
         "the log is rotated and at most maxFiles old logs are kept: {rotated}\n{}",
-        vm.console()
+        shown(&vm.console())
     );
     let size: u64 = answer(&mut vm, "size", "wc -c < /var/log/syslog/current")
         .parse()
@@ -434,7 +468,7 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
     assert!(
         (3500..=3700).contains(&ahead),
         "the guest clock should follow the NTP server (an hour ahead), it is {ahead} s ahead:\n{}",
-        vm.console()
+        shown(&vm.console())
     );
 }
 
@@ -458,7 +492,8 @@ fn answer(vm: &mut Vm, name: &str, command: &str) -> String {
         }
         assert!(
             Instant::now() < deadline && vm.exited().is_none(),
-            "no answer to `{command}`:\n{console}"
+            "no answer to `{command}`:\n{}",
+            shown(&console)
         );
         std::thread::sleep(Duration::from_millis(200));
     }

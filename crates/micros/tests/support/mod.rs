@@ -22,6 +22,30 @@ pub fn micros(args: &[&str], dir: &Path) -> Output {
         .expect("run micros")
 }
 
+/// A console for a failure message: its last lines, where the trouble
+/// usually is (CI shows the head of a long message), and the whole of it
+/// saved in the target directory.
+pub fn shown(console: &str) -> String {
+    const LINES: usize = 150;
+    let lines: Vec<&str> = console.lines().collect();
+    if lines.len() <= LINES {
+        return console.to_owned();
+    }
+    static SAVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("consoles");
+    let n = SAVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("{}-{n}.log", std::process::id()));
+    let saved = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, console))
+        .map(|()| format!("; the whole console is in {}", path.display()))
+        .unwrap_or_default();
+    format!(
+        "[{} earlier lines left out{saved}]\n{}",
+        lines.len() - LINES,
+        lines[lines.len() - LINES..].join("\n")
+    )
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -245,6 +269,19 @@ pub fn emulator_fault(console: &str) -> bool {
     console.contains("Oops: double fault")
         || (!console.contains("Run /init")
             && (console.contains("Kernel panic") || console.contains("Oops")))
+}
+
+/// Whether a guest that stopped by itself before the test was done was
+/// brought down by the emulator or the kernel rather than by MicrOS: QEMU
+/// died of a signal, the kernel crashed (not because init exited), or the
+/// machine reset without MicrOS asking (no stage 1 failure, no runit
+/// stage 3). Such a boot is worth running again; any other end is a bug.
+pub fn emulator_stopped(console: &str, exit: Option<i32>) -> bool {
+    let kernel_crash = (console.contains("Kernel panic") || console.contains("Oops"))
+        && !console.contains("Attempted to kill init");
+    let asked =
+        console.contains("micros-init: rebooting") || console.contains("enter stage: /etc/runit/3");
+    exit.is_none() || kernel_crash || !asked
 }
 
 /// Boots `<dir>/result`, collecting the console until `until` appears and
