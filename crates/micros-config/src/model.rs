@@ -386,6 +386,8 @@ pub struct Rootfs {
 pub struct Disk {
     pub size: Option<String>,
     pub data_partition: bool,
+    /// `types.Size` of the SD card's data partition.
+    pub data_partition_size: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -114,18 +114,37 @@ pub fn partition_uuids(layout: &DiskLayout) -> Result<Vec<String>> {
             message: "its PARTUUID can be known in advance only with an explicit size".into(),
         });
     }
-    let without_contents = DiskLayout {
+    Ok(plan(dest, &sizing_only(layout))?.partition_uuids(layout.table))
+}
+
+/// The size `write_disk` gives `layout` when `layout.size` is `None`: the
+/// table, every partition at 1 MiB alignment and GPT's backup, rounded up
+/// to 1 MiB. A caller that rounds a disk up further (an SD card to a power
+/// of two) starts from this, not from its own sum of the partitions.
+/// Contents are looked at only for partitions sized by them (they may not
+/// exist yet for the others).
+pub fn minimum_size(layout: &DiskLayout) -> Result<u64> {
+    let unsized_disk = DiskLayout {
+        size: None,
+        ..sizing_only(layout)
+    };
+    Ok(plan(Path::new("(preview)"), &unsized_disk)?.bytes)
+}
+
+/// `layout` with only the contents that size their partitions: what the
+/// previews plan with before the other contents exist.
+fn sizing_only(layout: &DiskLayout) -> DiskLayout {
+    DiskLayout {
         partitions: layout
             .partitions
             .iter()
             .map(|p| PartitionSpec {
-                content: None,
+                content: p.content.clone().filter(|_| p.size.is_none()),
                 ..p.clone()
             })
             .collect(),
         ..layout.clone()
-    };
-    Ok(plan(dest, &without_contents)?.partition_uuids(layout.table))
+    }
 }
 
 struct Plan<'a> {

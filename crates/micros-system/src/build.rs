@@ -47,6 +47,11 @@ pub enum BuildError {
     },
     #[error("sdImage: {0}\nhint: enable a model (hardware.raspberryPi.rpi2 = true, …); the firmware comes from Debian's raspi-firmware or hardware.raspberryPi.firmware")]
     Firmware(String),
+    #[error("{option}: {message}")]
+    Option {
+        option: &'static str,
+        message: String,
+    },
     #[error("the lock has no package {0}: run `micros lock`")]
     NotLocked(String),
     #[error("cannot write {}: {source}", path.display())]

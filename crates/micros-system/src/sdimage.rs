@@ -22,7 +22,6 @@ use crate::build::BuildError;
 
 const MIB: u64 = 1 << 20;
 const BOOT_SIZE: u64 = 64 * MIB;
-const DATA_SIZE: u64 = 256 * MIB;
 
 /// The firmware's kernel file name for the userland's architecture.
 pub fn kernel_name(platform: Platform) -> &'static str {
@@ -104,27 +103,49 @@ fn layout(
         },
     ];
     if config.image.disk.data_partition {
+        // Whole MiB, like every partition here; ext2 needs at least one.
+        let text = &config.image.disk.data_partition_size;
+        let size = micros_config::model::size_bytes(text).div_ceil(MIB) * MIB;
+        if size == 0 {
+            return Err(BuildError::Option {
+                option: "image.disk.dataPartitionSize",
+                message: format!("\"{text}\" is too small: the data partition needs at least 1M"),
+            });
+        }
         partitions.push(PartitionSpec {
             name: "data".into(),
             kind: PartitionType::LINUX,
-            size: Some(DATA_SIZE),
+            size: Some(size),
             content: None,
             bootable: false,
         });
     }
-    // The table, the partitions at 1 MiB alignment, rounded up to a power
-    // of two (QEMU's SD card wants one; dd users lose nothing).
-    let needed: u64 = MIB + partitions.iter().map(|p| p.size.unwrap_or(0)).sum::<u64>();
-    let size = match &config.image.disk.size {
-        Some(text) => micros_config::model::size_bytes(text),
-        None => needed.next_power_of_two(),
-    };
-    Ok(DiskLayout {
+    let mut layout = DiskLayout {
         table: PartitionTable::Mbr,
         partitions,
-        size: Some(size),
+        size: None,
         seed: seed.to_vec(),
-    })
+    };
+    // Just large enough, rounded up to a power of two (QEMU's SD card
+    // wants one; dd users lose nothing), unless image.disk.size says.
+    let needed = micros_image::disk::minimum_size(&layout)?;
+    layout.size = Some(match &config.image.disk.size {
+        Some(text) => {
+            let size = micros_config::model::size_bytes(text);
+            if size < needed {
+                return Err(BuildError::Option {
+                    option: "image.disk.size",
+                    message: format!(
+                        "\"{text}\" is too small: the card's partitions need {} ({needed} bytes)",
+                        crate::report::human(needed)
+                    ),
+                });
+            }
+            size
+        }
+        None => needed.next_power_of_two(),
+    });
+    Ok(layout)
 }
 
 /// Writes `sd.img` in `dir`, next to the already written `initrd` and

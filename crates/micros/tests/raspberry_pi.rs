@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod support;
-use support::{micros, suite, text, Vm};
+use support::{micros, shown, suite, text, Vm};
 
 fn run(command: &mut Command) -> String {
     let output = command
@@ -163,6 +163,7 @@ micros.system {{ modules = [ micros.profiles.minimal, {{
   platform.host = "{host}",
   hardware.raspberryPi.{model} = true,
   image.disk.dataPartition = {data},
+  image.disk.dataPartitionSize = "96M",
   runit.services.hello = {{ oneshot = true, command = "sh -c 'echo MARKER-CARD $(uname -m) uptime $(cut -d\" \" -f1 /proc/uptime) $(grep -o \"root=[^ ]*\" /proc/cmdline) END'" }},
 }} ] }}
 "#,
@@ -195,21 +196,26 @@ micros.system {{ modules = [ micros.profiles.minimal, {{
     let seen = vm.wait_for(" END", Duration::from_secs(300));
     let console = vm.console();
     drop(vm);
-    assert!(seen, "no marker from the card's root:\n{console}");
+    assert!(seen, "no marker from the card's root:\n{}", shown(&console));
     let line = console
         .lines()
         .find(|l| l.starts_with("MARKER-CARD"))
-        .unwrap_or_else(|| panic!("no marker:\n{console}"));
+        .unwrap_or_else(|| panic!("no marker:\n{}", shown(&console)));
     eprintln!("figure: {machine}: {line}");
     if data {
         assert!(
-            console.contains("preparing the data partition /dev/mmcblk0p3"),
-            "the card's empty data partition is prepared at first boot:\n{console}"
+            console.contains("preparing the data partition /dev/mmcblk0p3 (96 MiB)"),
+            "the card's empty data partition is prepared at first boot:\n{}",
+            shown(&console)
         );
         assert!(
             cmdline.contains("micros.overlay=data micros.data=PARTUUID="),
             "{cmdline}"
         );
+        // 1 MiB of table, 64 MiB boot, a few MiB of root and 96 MiB of data
+        // make a 256 MiB card (the next power of two).
+        let card = std::fs::metadata(dir.path().join("result/sd.img")).unwrap();
+        assert_eq!(card.len(), 256 << 20);
     }
     let root = cmdline.split_whitespace().next().unwrap();
     assert!(root.starts_with("root=PARTUUID="), "{cmdline}");
@@ -273,4 +279,33 @@ micros.system {{ modules = [ micros.profiles.minimal, {{
     );
     let manifest = std::fs::read_to_string(dir.path().join("result/manifest.json")).unwrap();
     assert!(manifest.contains("\"linux-image-rpi\""), "{manifest}");
+
+    // Sizes the card cannot have are errors naming the option, and the
+    // card already built stays as it was.
+    let card = std::fs::read(dir.path().join("result/sd.img")).unwrap();
+    let config = std::fs::read_to_string(dir.path().join("system.ncl")).unwrap();
+    for (setting, error) in [
+        (
+            r#"image.disk.size = "64M","#,
+            r#"image.disk.size: "64M" is too small: the card's partitions need"#,
+        ),
+        (
+            r#"image.disk.dataPartition = true, image.disk.dataPartitionSize = "0","#,
+            r#"image.disk.dataPartitionSize: "0" is too small"#,
+        ),
+    ] {
+        let changed = config.replace(
+            "hardware.raspberryPi.rpi1 = true,",
+            &format!("hardware.raspberryPi.rpi1 = true, {setting}"),
+        );
+        std::fs::write(dir.path().join("system.ncl"), changed).unwrap();
+        let output = micros(&["build", "-A", "sdImage"], dir.path());
+        assert_eq!(output.status.code(), Some(1), "{setting}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(error), "{setting}:\n{stderr}");
+        assert!(
+            std::fs::read(dir.path().join("result/sd.img")).unwrap() == card,
+            "a failed build changed result/sd.img"
+        );
+    }
 }

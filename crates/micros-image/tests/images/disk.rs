@@ -95,6 +95,31 @@ fn partition_uuids_are_known_before_the_contents() {
 }
 
 #[test]
+fn the_minimum_size_is_what_an_unsized_disk_gets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (boot, root) = images(dir.path());
+    for table in [PartitionTable::Mbr, PartitionTable::Gpt] {
+        let mut layout = layout(table, &boot, &root);
+        // A partition that is not a MiB multiple pushes the next one to the
+        // next MiB boundary: a plain sum of the sizes would fall short.
+        layout.partitions[2].size = Some((8 << 20) + 512);
+        let minimum = micros_image::disk::minimum_size(&layout).unwrap();
+        let summary = write_disk(&dir.path().join("disk.img"), &layout).unwrap();
+        assert_eq!(minimum, summary.bytes, "{table:?}");
+        let sum: u64 = (1 << 20)
+            + (64 << 20)
+            + std::fs::metadata(&root).unwrap().len().div_ceil(1 << 20) * (1 << 20)
+            + (8 << 20)
+            + 512;
+        assert!(minimum > sum, "{table:?}: {minimum} vs {sum}");
+        assert_eq!(minimum % (1 << 20), 0, "{table:?}");
+        // A disk of exactly that size holds the layout.
+        layout.size = Some(minimum);
+        write_disk(&dir.path().join("disk.img"), &layout).unwrap();
+    }
+}
+
+#[test]
 fn mbr_disk_as_the_raspberry_pi_needs_it() {
     let dir = tempfile::tempdir().unwrap();
     let (boot, root) = images(dir.path());
