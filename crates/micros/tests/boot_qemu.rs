@@ -10,7 +10,7 @@ use support::{boot, build, cache, emulator_fault, micros, project, shown, text};
 const SERVICES: &str = r#"  {
     networking.hostName = "boot-test",
     runit.services = {
-      first = { oneshot = true, command = "sh -c 'echo MARKER-FIRST uptime $(cut -d\" \" -f1 /proc/uptime)'" },
+      first = { oneshot = true, command = "sh -c 'echo MARKER-FIRST uptime $(cut -d\" \" -f1 /proc/uptime) stdout $(grep flags /proc/$$/fdinfo/1)'" },
       second = { oneshot = true, after = ["first"], command = "echo MARKER-SECOND" },
       counter = { command = "sh -c 'echo MARKER-COUNTER-START; exec sleep 1000'" },
       logged = { oneshot = true, command = "echo LOGGED-LINE", log.target = "file" },
@@ -35,6 +35,16 @@ fn services_ordering_restart_and_poweroff(platform: &str) {
             .find(marker)
             .unwrap_or_else(|| panic!("no {marker} on the console:\n{}", shown(console)))
     };
+    // Services write to the console blocking: a busy serial line slows
+    // them down instead of losing their output (EAGAIN).
+    let first = &console[position("MARKER-FIRST")..];
+    let flags = first.lines().next().unwrap().rsplit(' ').next().unwrap();
+    let flags = u32::from_str_radix(flags, 8).unwrap_or_else(|_| panic!("no flags: {first}"));
+    assert_eq!(
+        flags & 0o4000,
+        0,
+        "a service's stdout is O_NONBLOCK: {flags:o}"
+    );
     assert!(
         position("MARKER-FIRST") < position("MARKER-SECOND"),
         "`after` ordering:\n{}",
