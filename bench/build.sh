@@ -11,12 +11,8 @@
 # mmdebstrap and squashfs-tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q 2>/dev/null
-micros="$PWD/target/release/micros"
-suite="${SUITE:-trixie}"
+. bench/lib.sh
 boots="${BOOTS:-5}"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 export MICROS_CACHE_DIR="$work/cache"
 
 cat > "$work/system.ncl" <<NCL
@@ -36,7 +32,6 @@ seconds() { # command... → wall seconds
     end=$(date +%s.%N)
     echo "$end - $start" | bc
 }
-. bench/lib.sh
 
 echo "micros build of examples/qemu.ncl (plus a marker service), suite $suite, $(nproc) cores"
 cold=$(seconds "$micros" build "$work/system.ncl" -o "$work/result")

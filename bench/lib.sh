@@ -1,6 +1,15 @@
-# Shared by the benchmarks: `row LABEL VALUE` prints one line of a table
-# and, when BENCH_JSON names a file, appends the figure to it as one JSON
-# object per line ({"bench", "label", "value"}), which bench/run.sh gathers.
+# Shared by the benchmarks, sourced from the repository's root after
+# `set -euo pipefail`:
+# - the release `micros` ($micros), the suite ($suite: SUITE or trixie) and
+#   a work directory removed on exit ($work);
+# - `row LABEL VALUE` prints one line of a table and, when BENCH_JSON names
+#   a file, appends the figure to it as one JSON object per line
+#   ({"bench", "label", "value"}), which bench/run.sh gathers.
+cargo build --release -q
+micros="$PWD/target/release/micros"
+suite="${SUITE:-trixie}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
 bench_name="$(basename "$0" .sh)"
 row() {
     printf '%-58s %14s\n' "$1" "$2"

@@ -9,11 +9,7 @@
 # Needs Debian's archive (MICROS_MIRROR or the host's apt sources).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q
-micros="$PWD/target/release/micros"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-suite="${SUITE:-trixie}"
+. bench/lib.sh
 cat > "$work/system.ncl" <<NCL
 let micros = import "micros" in
 micros.system { modules = [ micros.profiles.minimal, micros.profiles.qemu, { packages.source.suite = "$suite" } ] }

@@ -11,11 +11,6 @@
 # Needs Debian's archive (MICROS_MIRROR or the host's apt sources).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q 2>/dev/null
-micros="$PWD/target/release/micros"
-suite="${SUITE:-trixie}"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 . bench/lib.sh
 
 measure() { # name → "wall-seconds peak-KiB", building $work/$name

@@ -29,13 +29,10 @@ fi
 tree="$work/tree"
 echo "tree: $(du -sb "$tree" | cut -f1) bytes in $(find "$tree" -type f | wc -l) files ($(ls "$tree/lib/modules"))"
 
-# Our writer, as the workspace builds it, and with liblzma's fast unaligned
-# access enabled (the bundled liblzma-sys build leaves it off; see the note).
+# Our writer, as the workspace builds it (with liblzma's fast unaligned
+# access: .cargo/config.toml).
 cargo build --release --quiet -p micros-image --example mksquashfs
 ours="target/release/examples/mksquashfs"
-CFLAGS="-DTUKLIB_FAST_UNALIGNED_ACCESS=1" CARGO_TARGET_DIR="$work/target-tuned" \
-    cargo build --release --quiet -p micros-image --example mksquashfs
-tuned="$work/target-tuned/release/examples/mksquashfs"
 
 measure() { # name output command...
     local name="$1" output="$2"; shift 2
@@ -52,7 +49,6 @@ for compressor in xz zstd; do
         mksquashfs "$tree" "$work/ref.$compressor" -noappend -comp "$compressor" -b "$block" \
         -processors "$cores" -quiet -no-progress
     measure "micros-$compressor" "$work/ours.$compressor" "$ours" "$tree" "$work/ours.$compressor" "$compressor" "$block"
-    measure "micros-tuned-$compressor" "$work/tuned.$compressor" "$tuned" "$tree" "$work/tuned.$compressor" "$compressor" "$block"
     # Same files, modes and contents as the source, by unsquashfs.
     rm -rf "$work/check" && unsquashfs -no-progress -q -d "$work/check" "$work/ours.$compressor" >/dev/null
     diff -r --no-dereference "$tree" "$work/check" >/dev/null || { echo "micros-$compressor: extracted tree differs" >&2; exit 1; }

@@ -10,12 +10,8 @@
 # and openssh-client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q 2>/dev/null
-micros="$PWD/target/release/micros"
-suite="${SUITE:-trixie}"
+. bench/lib.sh
 boots="${BOOTS:-5}"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 
 ssh-keygen -q -t ed25519 -N '' -C bench -f "$work/key"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -25,7 +21,6 @@ sed -e "s|ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE1pY3JPUyBleGFtcGxlOiB1c2UgeW91ci
     examples/sshd.ncl > "$work/system.ncl"
 (cd "$work" && "$micros" build > build.txt 2>&1) || { cat "$work/build.txt" >&2; exit 1; }
 
-. bench/lib.sh
 echo "examples/sshd.ncl, suite $suite, $boots boots"
 for artifact in kernel initrd root.squashfs; do
     row "$artifact bytes" "$(stat -c %s "$work/result/$artifact")"
