@@ -120,20 +120,23 @@ impl Archive {
         let paths = fetcher.fetch_all(cache, Bucket::Indexes, &downloads, progress)?;
         let mut packages = Vec::new();
         for (download, path) in downloads.iter().zip(paths) {
-            let text = decompress(&download.label, &path)?;
-            packages.extend(index::parse_packages(&download.label, &text)?);
+            let reader = decompressed(&download.label, &path)?;
+            packages.extend(index::read_packages(&download.label, reader)?);
         }
         Ok(Archive { release, packages })
     }
 }
 
-fn decompress(name: &str, path: &std::path::Path) -> Result<String, ArchiveError> {
-    let error = |source| ArchiveError::Decompress {
+/// The index at `path` (compressed as its `name` says), to be read as text.
+fn decompressed(
+    name: &str,
+    path: &std::path::Path,
+) -> Result<std::io::BufReader<Box<dyn Read>>, ArchiveError> {
+    let file = std::fs::File::open(path).map_err(|source| ArchiveError::Decompress {
         path: name.to_owned(),
         source,
-    };
-    let file = std::fs::File::open(path).map_err(error)?;
-    let mut reader: Box<dyn Read> = if name.ends_with(".xz") {
+    })?;
+    let reader: Box<dyn Read> = if name.ends_with(".xz") {
         Box::new(liblzma::read::XzDecoder::new_multi_decoder(
             std::io::BufReader::new(file),
         ))
@@ -142,7 +145,5 @@ fn decompress(name: &str, path: &std::path::Path) -> Result<String, ArchiveError
     } else {
         Box::new(file)
     };
-    let mut text = String::new();
-    reader.read_to_string(&mut text).map_err(error)?;
-    Ok(text)
+    Ok(std::io::BufReader::with_capacity(1 << 16, reader))
 }

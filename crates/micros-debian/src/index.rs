@@ -1,5 +1,7 @@
 //! `Packages` indexes: every binary package of a suite, component and
 //! architecture, with its relations and the hash of its `.deb`.
+use std::io::BufRead;
+
 use crate::deb822;
 use crate::relation::{self, Alternatives, Dependency, RelationError};
 use crate::version::{InvalidVersion, Version};
@@ -34,6 +36,8 @@ pub enum IndexError {
         #[source]
         source: deb822::ParseError,
     },
+    #[error("{index}: cannot read it: {message}")]
+    Read { index: String, message: String },
     #[error("{index}: package {package}: missing `{field}`")]
     Missing {
         index: String,
@@ -65,14 +69,47 @@ pub enum IndexError {
 
 /// Parses a whole (decompressed) `Packages` file. `index` names it in errors.
 pub fn parse_packages(index: &str, text: &str) -> Result<Vec<Package>, IndexError> {
-    let paragraphs = deb822::parse(text).map_err(|source| IndexError::Syntax {
-        index: index.to_owned(),
-        source,
-    })?;
-    paragraphs
-        .iter()
-        .map(|paragraph| parse_package(index, paragraph))
-        .collect()
+    read_packages(index, text.as_bytes())
+}
+
+/// Parses a `Packages` file as it is read, a paragraph at a time: a
+/// suite's indexes are tens of megabytes, and only the packages parsed
+/// from them are kept. `index` names it in errors.
+pub fn read_packages(index: &str, mut reader: impl BufRead) -> Result<Vec<Package>, IndexError> {
+    let mut packages = Vec::new();
+    let mut paragraph = String::new();
+    let mut first_line = 1;
+    let mut line_number = 0;
+    loop {
+        let start = paragraph.len();
+        let read = reader
+            .read_line(&mut paragraph)
+            .map_err(|e| IndexError::Read {
+                index: index.to_owned(),
+                message: e.to_string(),
+            })?;
+        line_number += 1;
+        let blank = paragraph[start..].trim().is_empty();
+        if read > 0 && !blank {
+            continue;
+        }
+        // A blank line or the end: parse what came since the last one.
+        let parsed = deb822::parse(&paragraph).map_err(|mut source| {
+            source.line += first_line - 1;
+            IndexError::Syntax {
+                index: index.to_owned(),
+                source,
+            }
+        })?;
+        for fields in &parsed {
+            packages.push(parse_package(index, fields)?);
+        }
+        if read == 0 {
+            return Ok(packages);
+        }
+        paragraph.clear();
+        first_line = line_number + 1;
+    }
 }
 
 fn parse_package(index: &str, paragraph: &deb822::Paragraph<'_>) -> Result<Package, IndexError> {
@@ -180,5 +217,29 @@ mod tests {
         );
         let error = parse_packages("idx", "Package: y\nArchitecture: all\n").unwrap_err();
         assert_eq!(error.to_string(), "idx: package y: missing `Version`");
+        // Line numbers count from the file's start, not the paragraph's.
+        let text = format!("Package: a\nVersion: 1\nArchitecture: all\nFilename: a.deb\nSize: 1\nSHA256: {}\n\n\nPackage: b\nno colon\n", "1".repeat(64));
+        let error = parse_packages("idx", &text).unwrap_err();
+        assert_eq!(error.to_string(), "idx: line 10: expected `Field: value`");
+    }
+
+    #[test]
+    fn read_a_paragraph_at_a_time_as_a_whole() {
+        let one = |name: &str| {
+            format!("Package: {name}\nVersion: 1\nArchitecture: all\nDescription: d\n more\nFilename: pool/{name}.deb\nSize: 1\nSHA256: {}\n", "1".repeat(64))
+        };
+        let text = format!("{}\n\n{}\n{}", one("a"), one("b"), one("c").trim_end());
+        // A reader that hands out a few bytes at a time.
+        let reader = std::io::BufReader::with_capacity(3, text.as_bytes());
+        let packages = read_packages("idx", reader).unwrap();
+        let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(packages, parse_packages("idx", &text).unwrap());
+        let bad = [b"Package: a\nVersion: \xff\n".as_slice()].concat();
+        let error = read_packages("idx", bad.as_slice()).unwrap_err();
+        assert!(
+            error.to_string().starts_with("idx: cannot read it: "),
+            "{error}"
+        );
     }
 }

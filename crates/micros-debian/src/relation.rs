@@ -107,12 +107,16 @@ pub fn parse(field: &str) -> Result<Vec<Alternatives>, RelationError> {
         if group.is_empty() {
             continue;
         }
-        let alternatives = group
+        let mut alternatives = group
             .split('|')
             .map(parse_one)
             .collect::<Result<Vec<_>, _>>()?;
+        // Most groups are one package; collect() reserved room for four.
+        // A suite's indexes hold hundreds of thousands of these.
+        alternatives.shrink_to_fit();
         groups.push(alternatives);
     }
+    groups.shrink_to_fit();
     Ok(groups)
 }
 

@@ -3,12 +3,17 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+/// A version as written, with where its parts are: one allocation per
+/// version (a suite's indexes hold hundreds of thousands of them, one in
+/// every versioned relation).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Version {
+    text: Box<str>,
     epoch: u64,
-    upstream: String,
-    revision: String,
-    text: String,
+    /// `text[upstream.0..upstream.1]` is the upstream version;
+    /// `text[revision..]` the Debian revision (empty when there is none).
+    upstream: (u32, u32),
+    revision: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,6 +24,9 @@ impl Version {
     pub fn parse(text: &str) -> Result<Version, InvalidVersion> {
         let text = text.trim();
         let invalid = || InvalidVersion(text.to_owned());
+        if u32::try_from(text.len()).is_err() {
+            return Err(invalid());
+        }
         let (epoch, rest) = match text.split_once(':') {
             Some((epoch, rest)) => (epoch.parse::<u64>().map_err(|_| invalid())?, rest),
             None => (0, text),
@@ -38,16 +46,25 @@ impl Version {
         {
             return Err(invalid());
         }
+        let start = (text.len() - rest.len()) as u32;
         Ok(Version {
             epoch,
-            upstream: upstream.to_owned(),
-            revision: revision.to_owned(),
-            text: text.to_owned(),
+            upstream: (start, start + upstream.len() as u32),
+            revision: (text.len() - revision.len()) as u32,
+            text: text.into(),
         })
     }
 
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    fn upstream(&self) -> &str {
+        &self.text[self.upstream.0 as usize..self.upstream.1 as usize]
+    }
+
+    fn revision(&self) -> &str {
+        &self.text[self.revision as usize..]
     }
 }
 
@@ -61,8 +78,8 @@ impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
         self.epoch
             .cmp(&other.epoch)
-            .then_with(|| compare_part(&self.upstream, &other.upstream))
-            .then_with(|| compare_part(&self.revision, &other.revision))
+            .then_with(|| compare_part(self.upstream(), other.upstream()))
+            .then_with(|| compare_part(self.revision(), other.revision()))
     }
 }
 
@@ -164,5 +181,22 @@ mod tests {
             assert!(Version::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(v("1:2.3-4").to_string(), "1:2.3-4");
+    }
+
+    #[test]
+    fn parts() {
+        for (text, epoch, upstream, revision) in [
+            ("1:2.3-4-5", 1, "2.3-4", "5"),
+            ("2.41-12", 0, "2.41", "12"),
+            ("  0.9 ", 0, "0.9", ""),
+            ("10:1:2", 10, "1:2", ""),
+        ] {
+            let version = v(text);
+            assert_eq!(
+                (version.epoch, version.upstream(), version.revision()),
+                (epoch, upstream, revision),
+                "{text:?}"
+            );
+        }
     }
 }
