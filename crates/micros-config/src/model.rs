@@ -433,5 +433,20 @@ pub fn size_bytes(text: &str) -> u64 {
         Some((at, 'G')) => (&text[..at], 1 << 30),
         _ => (text, 1),
     };
-    digits.parse::<u64>().unwrap_or(0) * unit
+    digits.parse::<u64>().unwrap_or(0).saturating_mul(unit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_bytes;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size_bytes("256M"), 256 << 20);
+        assert_eq!(size_bytes("4K"), 4096);
+        assert_eq!(size_bytes("2G"), 2 << 30);
+        assert_eq!(size_bytes("1000"), 1000);
+        // Past u64: as large as it gets, for the size checks to refuse.
+        assert_eq!(size_bytes("99999999999999999G"), u64::MAX);
+    }
 }

@@ -105,7 +105,9 @@ fn layout(
     if config.image.disk.data_partition {
         // Whole MiB, like every partition here; ext2 needs at least one.
         let text = &config.image.disk.data_partition_size;
-        let size = micros_config::model::size_bytes(text).div_ceil(MIB) * MIB;
+        let size = micros_config::model::size_bytes(text)
+            .div_ceil(MIB)
+            .saturating_mul(MIB);
         if size == 0 {
             return Err(BuildError::Option {
                 option: "image.disk.dataPartitionSize",
