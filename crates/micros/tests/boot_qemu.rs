@@ -37,9 +37,16 @@ fn services_ordering_restart_and_poweroff(platform: &str) {
     };
     // Services write to the console blocking: a busy serial line slows
     // them down instead of losing their output (EAGAIN).
+    // (Kernel messages may continue the line: read the digits only.)
     let first = &console[position("MARKER-FIRST")..];
-    let flags = first.lines().next().unwrap().rsplit(' ').next().unwrap();
-    let flags = u32::from_str_radix(flags, 8).unwrap_or_else(|_| panic!("no flags: {first}"));
+    let flags: String = first
+        .split_once("flags:")
+        .map_or("", |(_, rest)| rest)
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_digit(8))
+        .collect();
+    let flags = u32::from_str_radix(&flags, 8).unwrap_or_else(|_| panic!("no flags: {first}"));
     assert_eq!(
         flags & 0o4000,
         0,
