@@ -286,6 +286,7 @@ pub fn emulator_stopped(console: &str, exit: Option<i32>) -> bool {
 
 /// Boots `<dir>/result`, collecting the console until `until` appears and
 /// QEMU exits (or 20 s later), or `timeout` passes; QEMU is then killed.
+/// A boot the emulator brings down first is booted again (three in all).
 pub fn boot(dir: &Path, extra: &[&str], until: &str, timeout: Duration) -> Boot {
     for attempt in 1..=3 {
         let mut vm = Vm::start(dir, extra);
@@ -295,10 +296,17 @@ pub fn boot(dir: &Path, extra: &[&str], until: &str, timeout: Duration) -> Boot 
         } else {
             Duration::ZERO
         });
-        if !emulator_fault(&result.console) || attempt == 3 {
+        // Brought down before `until`, by the emulator rather than MicrOS
+        // (QEMU exited by itself: a timeout kill leaves `exit` empty).
+        let stopped =
+            !seen && result.exit.is_some() && emulator_stopped(&result.console, result.exit);
+        if !(emulator_fault(&result.console) || stopped) || attempt == 3 {
             return result;
         }
-        eprintln!("note: the emulator crashed the kernel in early boot; booting again");
+        eprintln!(
+            "note: the emulator brought the guest down; booting again:\n{}",
+            shown(&result.console)
+        );
     }
     unreachable!()
 }
