@@ -6,7 +6,9 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod support;
-use support::{build, emulator_stopped, free_port, micros, project, shown, suite, text, Vm};
+use support::{
+    boot_session, build, emulator_stopped, free_port, micros, project, shown, suite, text, Vm,
+};
 
 /// An ed25519 key pair made by `ssh-keygen` in `dir`: (private key path,
 /// public key line).
@@ -353,7 +355,11 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
   }},"#
     ));
     build(dir.path(), "result");
-    let mut vm = Vm::boot(dir.path(), &[]);
+    boot_session(dir.path(), console_session);
+}
+
+/// The console test's conversation with one booted guest.
+fn console_session(vm: &mut Vm) {
     let minute = Duration::from_secs(60);
     let prompt = |vm: &mut Vm, n: usize| {
         assert!(
@@ -362,13 +368,13 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
             shown(&vm.console())
         );
     };
-    prompt(&mut vm, 1);
+    prompt(vm, 1);
     // A locked account (no hashedPassword) cannot log in, whatever it
     // types: the next thing is a login prompt again, not a shell.
     vm.send("bob\n");
     assert!(vm.wait_for("Password:", minute), "{}", shown(&vm.console()));
     vm.send("\n");
-    prompt(&mut vm, 2);
+    prompt(vm, 2);
     // A wrong password is refused too.
     vm.send("alice\n");
     assert!(
@@ -382,7 +388,7 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
         "{}",
         shown(&vm.console())
     );
-    prompt(&mut vm, 3);
+    prompt(vm, 3);
     vm.send("alice\n");
     assert!(
         vm.wait_for_nth("Password:", 3, minute),
@@ -397,7 +403,7 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
         shown(&vm.console())
     );
     assert_eq!(
-        answer(&mut vm, "user", "id -un"),
+        answer(vm, "user", "id -un"),
         "alice",
         "the configured password logs in:\n{}",
         shown(&vm.console())
@@ -406,7 +412,7 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
     // syslog: a message reaches the log, and the log stays within its bounds.
     assert_eq!(
         answer(
-            &mut vm,
+            vm,
             "eth1",
             "ip -4 addr show dev eth1 | grep -o 'inet [0-9./]*'"
         ),
@@ -416,7 +422,7 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
     );
     assert_eq!(
         answer(
-            &mut vm,
+            vm,
             "eth0",
             "ip -4 addr show dev eth0 | grep -o 'inet [0-9./]*'"
         ),
@@ -429,7 +435,7 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
     // message may already be in a rotated file.
     vm.send("logger -t checker SYSLOG-$((6 * 7))\n");
     let found = answer(
-        &mut vm,
+        vm,
         "found",
         "n=0; until grep -q SYSLOG-42 /var/log/syslog/[c@]* 2>/dev/null || [ $n -ge 40 ]; do sleep 0.5; n=$((n + 1)); done; grep -q SYSLOG-42 /var/log/syslog/[c@]* 2>/dev/null && echo yes",
     );
@@ -440,12 +446,12 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
         shown(&vm.console())
     );
     let filled = answer(
-        &mut vm,
+        vm,
         "filled",
         "for i in $(seq 1 100); do logger -t filler line-$i-to-fill-the-log; done; echo done",
     );
     assert_eq!(filled, "done");
-    let rotated: usize = answer(&mut vm, "rotated", "ls /var/log/syslog | grep -c '^@'")
+    let rotated: usize = answer(vm, "rotated", "ls /var/log/syslog | grep -c '^@'")
         .parse()
         .unwrap();
     assert!(
@@ -453,13 +459,13 @@ fn needs_network_and_qemu_console_login_syslog_and_ntp() {
         "the log is rotated and at most maxFiles old logs are kept: {rotated}\n{}",
         shown(&vm.console())
     );
-    let size: u64 = answer(&mut vm, "size", "wc -c < /var/log/syslog/current")
+    let size: u64 = answer(vm, "size", "wc -c < /var/log/syslog/current")
         .parse()
         .unwrap();
     assert!(size <= 4096, "the current log stays under maxSize: {size}");
 
     // ntpd stepped the clock to the (test's) server, an hour ahead.
-    let guest: i64 = answer(&mut vm, "clock", "date +%s").parse().unwrap();
+    let guest: i64 = answer(vm, "clock", "date +%s").parse().unwrap();
     let host = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -497,4 +503,32 @@ fn answer(vm: &mut Vm, name: &str, command: &str) -> String {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The harness itself: a session whose guest the kernel brings down (here
+/// on purpose, by sysrq, as the emulator sometimes does) is run again on a
+/// fresh boot, and passes there.
+#[test]
+fn needs_network_and_qemu_a_session_whose_kernel_crashes_is_booted_again() {
+    let dir = project(
+        r#"  { networking.hostName = "crashy", services.getty = { enable = true, autologinUser = "root" } },"#,
+    );
+    build(dir.path(), "result");
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    boot_session(dir.path(), |vm| {
+        let call = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            vm.wait_for("built-in shell", Duration::from_secs(120)),
+            "{}",
+            shown(&vm.console())
+        );
+        if call == 0 {
+            vm.send("echo c > /proc/sysrq-trigger\n");
+            assert!(
+                vm.wait_for("never printed", Duration::from_secs(120)),
+                "crashed as planned"
+            );
+        }
+    });
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 }

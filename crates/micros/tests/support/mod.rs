@@ -284,6 +284,29 @@ pub fn emulator_stopped(console: &str, exit: Option<i32>) -> bool {
     exit.is_none() || kernel_crash || !asked
 }
 
+/// Boots `<dir>/result` (from `dir`) and runs `session` against the guest.
+/// When the session fails because the emulator brought the guest down (see
+/// `emulator_stopped`), the guest is booted again and the session run anew,
+/// three times in all; any other failure is the test's.
+pub fn boot_session(dir: &Path, session: impl Fn(&mut Vm)) {
+    for attempt in 1..=3 {
+        let mut vm = Vm::boot(dir, &[]);
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session(&mut vm)));
+        let Err(failure) = run else {
+            return;
+        };
+        let exit = vm.exited();
+        let console = vm.console();
+        if attempt == 3 || !exit.is_some_and(|code| emulator_stopped(&console, code)) {
+            std::panic::resume_unwind(failure);
+        }
+        eprintln!(
+            "note: the emulator brought the guest down; booting again:\n{}",
+            shown(&console)
+        );
+    }
+}
+
 /// Boots `<dir>/result`, collecting the console until `until` appears and
 /// QEMU exits (or 20 s later), or `timeout` passes; QEMU is then killed.
 /// A boot the emulator brings down first is booted again (three in all).
