@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
-use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::tree::{Content, Entry, Kind, Tree, TreePath};
@@ -71,11 +70,7 @@ fn walk(
                     if metadata.nlink() > 1 {
                         links.insert(key, path.clone());
                     }
-                    Kind::File(Content::Extent {
-                        file: Arc::new(host.clone()),
-                        offset: 0,
-                        length: metadata.len(),
-                    })
+                    Kind::File(Content::whole_file(host.clone(), &metadata))
                 }
             }
         } else if file_type.is_symlink() {

@@ -19,7 +19,8 @@ pub use atomic::atomic_write;
 pub use compress::Compression;
 pub use cpio::{write_cpio, write_cpio_to};
 pub use disk::{
-    partition_uuids, write_disk, DiskLayout, DiskSummary, PartitionSpec, PartitionTable,
+    minimum_size, partition_uuids, write_disk, DiskLayout, DiskSummary, PartitionSpec,
+    PartitionTable,
 };
 pub use error::Error;
 pub use fat::{write_fat32, FatOptions, FatSummary};

@@ -107,6 +107,15 @@ impl Content {
         Content::Bytes(Arc::from(bytes.into()))
     }
 
+    /// All of the file at `path` as it is now, by reference (not read).
+    pub fn whole_file(path: PathBuf, metadata: &std::fs::Metadata) -> Self {
+        Content::Extent {
+            file: Arc::new(path),
+            offset: 0,
+            length: metadata.len(),
+        }
+    }
+
     pub fn len(&self) -> u64 {
         match self {
             Content::Bytes(bytes) => bytes.len() as u64,

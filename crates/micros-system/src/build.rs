@@ -308,8 +308,9 @@ fn firmware(
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if wanted(&name) {
-                let bytes = std::fs::read(entry.path()).map_err(io(&entry.path()))?;
-                files.push((name, micros_image::Content::bytes(bytes)));
+                let path = entry.path();
+                let metadata = std::fs::metadata(&path).map_err(io(&path))?;
+                files.push((name, micros_image::Content::whole_file(path, &metadata)));
             }
         }
     } else {
@@ -367,6 +368,12 @@ fn write_artifacts(
     let mut root_report = Vec::new();
     let (kernel, data) = (&unpacked.kernel, &unpacked.data);
     let card = attribute == Attribute::SdImage;
+    // Before any writing: a card needs a model to be made for.
+    if card && !crate::sdimage::enabled(config) {
+        return Err(BuildError::Firmware(
+            "no Raspberry Pi model is enabled".into(),
+        ));
+    }
     let all = attribute == Attribute::Toplevel || card;
     let platform = config.platform.host.name();
     if all || attribute == Attribute::Kernel {
@@ -434,11 +441,6 @@ fn write_artifacts(
             .map_err(io(&run_vm))?;
     }
     if card {
-        if !crate::sdimage::enabled(config) {
-            return Err(BuildError::Firmware(
-                "no Raspberry Pi model is enabled".into(),
-            ));
-        }
         let files = firmware(config, config_dir, &unpacked.firmware_tree)?;
         let mut seed = Sha256::new();
         for package in &lock.packages {
@@ -465,13 +467,14 @@ fn write_artifacts(
         "run-vm",
         "sd.img",
     ] {
+        // Hashed as it is read: a card image can be gigabytes.
         let path = dir.join(name);
         if path.exists() {
-            let bytes = std::fs::read(&path).map_err(io(&path))?;
-            artifacts.insert(
-                name.to_owned(),
-                (bytes.len() as u64, hex::encode(Sha256::digest(&bytes))),
-            );
+            let mut hash = Sha256::new();
+            let size = std::fs::File::open(&path)
+                .and_then(|mut file| std::io::copy(&mut file, &mut hash))
+                .map_err(io(&path))?;
+            artifacts.insert(name.to_owned(), (size, hex::encode(hash.finalize())));
         }
     }
     for (artifact, limit) in &config.image.max_size {

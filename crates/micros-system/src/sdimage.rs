@@ -130,7 +130,7 @@ fn layout(
     };
     // Just large enough, rounded up to a power of two (QEMU's SD card
     // wants one; dd users lose nothing), unless image.disk.size says.
-    let needed = micros_image::disk::minimum_size(&layout)?;
+    let needed = micros_image::minimum_size(&layout)?;
     layout.size = Some(match &config.image.disk.size {
         Some(text) => {
             let size = micros_config::model::size_bytes(text);
@@ -186,20 +186,11 @@ pub fn write(
     }
     add(kernel_name(config.platform.host), kernel.clone())?;
     let initrd = dir.join("initrd");
-    let length = std::fs::metadata(&initrd)
-        .map_err(|source| BuildError::Io {
-            path: initrd.clone(),
-            source,
-        })?
-        .len();
-    add(
-        "initrd",
-        Content::Extent {
-            file: std::sync::Arc::new(initrd),
-            offset: 0,
-            length,
-        },
-    )?;
+    let metadata = std::fs::metadata(&initrd).map_err(|source| BuildError::Io {
+        path: initrd.clone(),
+        source,
+    })?;
+    add("initrd", Content::whole_file(initrd, &metadata))?;
     let prefixes = device_trees(config);
     let mut trees = 0;
     for (path, entry) in kernel_tree.iter() {

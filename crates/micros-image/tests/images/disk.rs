@@ -103,7 +103,7 @@ fn the_minimum_size_is_what_an_unsized_disk_gets() {
         // A partition that is not a MiB multiple pushes the next one to the
         // next MiB boundary: a plain sum of the sizes would fall short.
         layout.partitions[2].size = Some((8 << 20) + 512);
-        let minimum = micros_image::disk::minimum_size(&layout).unwrap();
+        let minimum = micros_image::minimum_size(&layout).unwrap();
         let summary = write_disk(&dir.path().join("disk.img"), &layout).unwrap();
         assert_eq!(minimum, summary.bytes, "{table:?}");
         let sum: u64 = (1 << 20)

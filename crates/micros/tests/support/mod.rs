@@ -130,11 +130,16 @@ impl Vm {
             let mut vm = Vm::start_in(dir, extra);
             let up = vm.wait_for("enter stage: /etc/runit/2", Duration::from_secs(180));
             let console = vm.console();
-            let crashed = console.contains("Kernel panic") || console.contains("Oops");
-            if up || !crashed || attempt == 3 {
+            let stopped = vm
+                .exited()
+                .is_some_and(|code| emulator_stopped(&console, code));
+            if up || !stopped || attempt == 3 {
                 return vm;
             }
-            eprintln!("note: the kernel crashed under the emulator before runit started; booting again:\n{console}");
+            eprintln!(
+                "note: the emulator brought the guest down before runit started; booting again:\n{}",
+                shown(&console)
+            );
         }
         unreachable!()
     }
