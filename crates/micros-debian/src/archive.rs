@@ -45,8 +45,8 @@ pub enum ArchiveError {
         architecture: String,
         available: String,
     },
-    #[error("cannot decompress {path}: {source}")]
-    Decompress {
+    #[error("cannot open the downloaded {path}: {source}")]
+    Open {
         path: String,
         #[source]
         source: std::io::Error,
@@ -132,7 +132,7 @@ fn decompressed(
     name: &str,
     path: &std::path::Path,
 ) -> Result<std::io::BufReader<Box<dyn Read>>, ArchiveError> {
-    let file = std::fs::File::open(path).map_err(|source| ArchiveError::Decompress {
+    let file = std::fs::File::open(path).map_err(|source| ArchiveError::Open {
         path: name.to_owned(),
         source,
     })?;
