@@ -113,7 +113,7 @@ pub struct Vm {
 
 impl Vm {
     pub fn start(dir: &Path, extra: &[&str]) -> Vm {
-        Self::start_from(&dir.join("result"), extra)
+        Self::spawn(&dir.join("result"), extra, None)
     }
 
     /// `result/run-vm` run from `dir` (where it keeps a data disk).
@@ -122,9 +122,10 @@ impl Vm {
     }
 
     /// Starts the guest and waits until runit supervises the services,
-    /// starting it again when the kernel crashed before that (QEMU 7.2's
-    /// software emulation does now and then; see `emulator_fault`). A
-    /// system that cannot get there fails on the third attempt.
+    /// starting it again when the emulator brought the guest down before
+    /// that (QEMU 7.2's software emulation does now and then; see
+    /// `emulator_stopped`). A system that cannot get there is returned as
+    /// it is, for the test to fail on.
     pub fn boot(dir: &Path, extra: &[&str]) -> Vm {
         for attempt in 1..=3 {
             let mut vm = Vm::start_in(dir, extra);
@@ -142,10 +143,6 @@ impl Vm {
             );
         }
         unreachable!()
-    }
-
-    pub fn start_from(result: &Path, extra: &[&str]) -> Vm {
-        Self::spawn(result, extra, None)
     }
 
     fn spawn(result: &Path, extra: &[&str], cwd: Option<&Path>) -> Vm {
