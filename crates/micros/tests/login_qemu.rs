@@ -92,6 +92,7 @@ fn boot_until_ssh(
     let mut crashed = String::new();
     for attempt in 1..=3 {
         let mut vm = Vm::boot(dir, &[]);
+        crashed.push_str(&vm.earlier);
         match first_answer(&mut vm, port, known_hosts, key, command) {
             Ok(answer) => return (vm, answer, crashed),
             Err(why) => {

@@ -108,6 +108,9 @@ pub struct Vm {
     child: Child,
     stdin: Option<ChildStdin>,
     console: Arc<Mutex<Vec<u8>>>,
+    /// What the boots `Vm::boot` started again printed (a first boot may
+    /// have changed a data disk before the emulator brought it down).
+    pub earlier: String,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -127,8 +130,10 @@ impl Vm {
     /// `emulator_stopped`). A system that cannot get there is returned as
     /// it is, for the test to fail on.
     pub fn boot(dir: &Path, extra: &[&str]) -> Vm {
+        let mut earlier = String::new();
         for attempt in 1..=3 {
             let mut vm = Vm::start_in(dir, extra);
+            vm.earlier = std::mem::take(&mut earlier);
             let up = vm.wait_for("enter stage: /etc/runit/2", Duration::from_secs(180));
             let console = vm.console();
             let stopped = vm
@@ -137,6 +142,7 @@ impl Vm {
             if up || !stopped || attempt == 3 {
                 return vm;
             }
+            earlier = std::mem::take(&mut vm.earlier) + &console;
             eprintln!(
                 "note: the emulator brought the guest down before runit started; booting again:\n{}",
                 shown(&console)
@@ -184,6 +190,7 @@ impl Vm {
             stdin: child.stdin.take(),
             child,
             console,
+            earlier: String::new(),
             _turn: turn,
         }
     }
