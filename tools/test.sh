@@ -5,18 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use (QEMU, squashfs-tools, … as they arrive).
-packages=(ca-certificates curl qemu-system-x86 qemu-system-arm squashfs-tools cpio dosfstools mtools fdisk gdisk zstd xz-utils attr e2fsprogs openssh-client python3-venv)
-missing=()
-for package in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+# Debian packages the tests use (QEMU from bookworm-backports on Debian 12:
+# see tools/lib.sh).
+. tools/lib.sh
+install_packages ca-certificates curl git gcc libc6-dev squashfs-tools cpio dosfstools mtools \
+    fdisk gdisk zstd xz-utils attr e2fsprogs openssh-client \
+    qemu-system-x86 qemu-system-arm qemu-system-misc
 
 # rustup reads rust-toolchain.toml and installs the pinned toolchain; the
 # musl targets stage 1 is built for are added explicitly (an already

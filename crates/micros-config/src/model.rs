@@ -43,7 +43,8 @@ pub struct Config {
     pub nixpkgs: SeedPlatforms,
     #[serde(rename = "not-os")]
     pub not_os: SeedRaspberryPi,
-    pub system: SeedSystem,
+    /// `system.base` and the seed's `system.build`.
+    pub system: System,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -104,6 +105,8 @@ pub struct PackageSource {
     pub suite: String,
     pub components: Vec<String>,
     pub mirror: Option<String>,
+    /// A snapshot archive's base URL, for locked packages the mirror dropped.
+    pub snapshot: Option<String>,
     pub keyring: Option<String>,
 }
 
@@ -413,8 +416,17 @@ pub struct SeedRaspberryPi {
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct SeedSystem {
+pub struct System {
+    pub base: Base,
     pub build: SeedBuild,
+}
+
+/// The base system (busybox and runit); the modules add its packages to
+/// `environment.packages`, so Rust reads those.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Base {
+    pub enable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

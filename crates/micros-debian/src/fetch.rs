@@ -19,9 +19,28 @@ pub struct Download {
     pub sha256: String,
     /// What it is, for messages: `runit 2.2.0-3`.
     pub label: String,
-    /// Another path with the same content, tried when `path` is missing
-    /// (an index's plain name when its `by-hash` name is absent).
+    /// Who promised the size and hash, for messages: `the signed index`,
+    /// `the lock`.
+    pub promised_by: &'static str,
+    /// Another URL with the same content, tried when `path` is missing: an
+    /// index's plain name when its `by-hash` name is absent, a locked
+    /// package's copy in a snapshot archive once the mirror dropped it.
     pub alternate: Option<String>,
+}
+
+/// A download in the cache, and whether it came from its alternate URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub path: PathBuf,
+    pub from_alternate: bool,
+}
+
+/// A file neither the mirror nor its alternate has: what, and the URLs
+/// tried with their answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    pub label: String,
+    pub tried: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +51,16 @@ pub enum FetchError {
         reason: String,
         permanent: bool,
     },
-    #[error("{url} is not what the signed index promises ({what}): the mirror or the connection corrupted it")]
-    Mismatch { url: String, what: String },
+    #[error("{url} is not what {promised_by} promises ({what}): the mirror or the connection corrupted it")]
+    Mismatch {
+        url: String,
+        promised_by: &'static str,
+        what: String,
+    },
+    /// Files the mirror does not have (HTTP 404), nor their alternates;
+    /// `hint` says what to do, where the caller knows.
+    #[error("{}{hint}", missing_message(.files))]
+    Missing { files: Vec<Missing>, hint: String },
     #[error("{label} is not in the cache and --offline forbids downloading it\nhint: run once without --offline to fill the cache")]
     Offline { label: String },
     #[error(transparent)]
@@ -55,6 +82,9 @@ pub struct Fetcher {
 pub trait Progress: Sync {
     fn start(&self, _files: usize, _bytes: u64) {}
     fn advance(&self, _bytes: u64) {}
+    /// Takes back bytes counted for an attempt that failed, so that the
+    /// total is never exceeded.
+    fn rewind(&self, _bytes: u64) {}
     fn finish(&self) {}
 }
 
@@ -103,25 +133,58 @@ impl Fetcher {
         bucket: Bucket,
         download: &Download,
         progress: &dyn Progress,
-    ) -> Result<PathBuf, FetchError> {
+    ) -> Result<Fetched, FetchError> {
         if let Some(path) = cache.get_verified(bucket, &download.sha256, download.size) {
             progress.advance(download.size);
-            return Ok(path);
+            return Ok(Fetched {
+                path,
+                from_alternate: false,
+            });
         }
         if self.offline {
             return Err(FetchError::Offline {
                 label: download.label.clone(),
             });
         }
-        match self.download(cache, bucket, download, &download.path, progress) {
-            Err(FetchError::Failed {
-                permanent: true, ..
-            }) if download.alternate.is_some() => {
-                let alternate = download.alternate.as_deref().unwrap_or_default();
-                self.download(cache, bucket, download, alternate, progress)
+        let url = self.url(&download.path);
+        let reason = match self.download(cache, bucket, download, &url, progress) {
+            Ok(path) => {
+                return Ok(Fetched {
+                    path,
+                    from_alternate: false,
+                })
             }
-            other => other,
+            Err(FetchError::Failed {
+                reason,
+                permanent: true,
+                ..
+            }) => reason,
+            Err(other) => return Err(other),
+        };
+        let mut tried = vec![(url, reason)];
+        if let Some(alternate) = &download.alternate {
+            match self.download(cache, bucket, download, alternate, progress) {
+                Ok(path) => {
+                    return Ok(Fetched {
+                        path,
+                        from_alternate: true,
+                    })
+                }
+                Err(FetchError::Failed {
+                    reason,
+                    permanent: true,
+                    ..
+                }) => tried.push((alternate.clone(), reason)),
+                Err(other) => return Err(other),
+            }
         }
+        Err(FetchError::Missing {
+            files: vec![Missing {
+                label: download.label.clone(),
+                tried,
+            }],
+            hint: String::new(),
+        })
     }
 
     fn download(
@@ -129,15 +192,16 @@ impl Fetcher {
         cache: &Cache,
         bucket: Bucket,
         download: &Download,
-        path: &str,
+        url: &str,
         progress: &dyn Progress,
     ) -> Result<PathBuf, FetchError> {
-        let url = self.url(path);
-        self.retry(&url, || {
+        self.retry(url, || {
+            // Whatever this attempt counted is taken back if it fails.
+            let counted = Counted::new(progress);
             let mut entry = cache
                 .create(bucket, &download.sha256)
                 .map_err(|e| Attempt::Fatal(FetchError::Cache(e)))?;
-            let mut reader = self.get(&url)?;
+            let mut reader = self.get(url)?;
             let mut hasher = Sha256::new();
             let mut received = 0u64;
             let mut buffer = vec![0u8; 1 << 16];
@@ -151,7 +215,8 @@ impl Fetcher {
                 received += n as u64;
                 if received > download.size {
                     return Err(Attempt::Fatal(FetchError::Mismatch {
-                        url: url.clone(),
+                        url: url.to_owned(),
+                        promised_by: download.promised_by,
                         what: format!("more than the {} bytes expected", download.size),
                     }));
                 }
@@ -162,39 +227,44 @@ impl Fetcher {
                         source: e,
                     }))
                 })?;
-                progress.advance(n as u64);
+                counted.advance(n as u64);
             }
             if received < download.size {
                 return Err(Attempt::Short {
                     received,
                     expected: download.size,
+                    promised_by: download.promised_by,
                 });
             }
             let sha256 = hex::encode(hasher.finalize());
             if sha256 != download.sha256 {
                 return Err(Attempt::Fatal(FetchError::Mismatch {
-                    url: url.clone(),
+                    url: url.to_owned(),
+                    promised_by: download.promised_by,
                     what: format!("SHA-256 {sha256}, expected {}", download.sha256),
                 }));
             }
-            entry
+            let path = entry
                 .commit()
-                .map_err(|e| Attempt::Fatal(FetchError::Cache(e)))
+                .map_err(|e| Attempt::Fatal(FetchError::Cache(e)))?;
+            counted.keep();
+            Ok(path)
         })
     }
 
-    /// Fetches many downloads, `self.parallel` at a time; returns their
-    /// cache paths in the same order. Stops at the first error.
+    /// Fetches many downloads, `self.parallel` at a time; returns them in
+    /// the same order. Stops at the first error, except that files the
+    /// mirror lacks are all gathered into one [`FetchError::Missing`].
     pub fn fetch_all(
         &self,
         cache: &Cache,
         bucket: Bucket,
         downloads: &[Download],
         progress: &dyn Progress,
-    ) -> Result<Vec<PathBuf>, FetchError> {
+    ) -> Result<Vec<Fetched>, FetchError> {
         progress.start(downloads.len(), downloads.iter().map(|d| d.size).sum());
         let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Option<Result<PathBuf, FetchError>>>> =
+        let results: Mutex<Vec<Option<Result<Fetched, FetchError>>>> =
             Mutex::new((0..downloads.len()).map(|_| None).collect());
         let failed = AtomicU64::new(0);
         std::thread::scope(|scope| {
@@ -208,7 +278,7 @@ impl Fetcher {
                         return;
                     };
                     let result = self.fetch_to_cache(cache, bucket, download, progress);
-                    if result.is_err() {
+                    if matches!(result, Err(ref e) if !matches!(e, FetchError::Missing { .. })) {
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
                     results.lock().expect("no panics while holding the lock")[index] = Some(result);
@@ -217,15 +287,24 @@ impl Fetcher {
         });
         progress.finish();
         let results = results.into_inner().expect("threads joined");
-        let mut paths = Vec::with_capacity(downloads.len());
+        let mut fetched = Vec::with_capacity(downloads.len());
+        let mut missing = Vec::new();
         for result in results {
             match result {
-                Some(Ok(path)) => paths.push(path),
+                Some(Ok(file)) => fetched.push(file),
+                Some(Err(FetchError::Missing { files, .. })) => missing.extend(files),
                 Some(Err(error)) => return Err(error),
                 None => continue,
             }
         }
-        Ok(paths)
+        if missing.is_empty() {
+            Ok(fetched)
+        } else {
+            Err(FetchError::Missing {
+                files: missing,
+                hint: String::new(),
+            })
+        }
     }
 
     fn get(&self, url: &str) -> Result<Box<dyn Read + Send>, Attempt> {
@@ -270,12 +349,17 @@ impl Fetcher {
                         permanent: true,
                     })
                 }
-                Err(Attempt::Short { received, expected }) => {
+                Err(Attempt::Short {
+                    received,
+                    expected,
+                    promised_by,
+                }) => {
                     // The same short length every time means the mirror
                     // holds another file under this name (e.g. mid-sync).
                     if last_short == Some(received) {
                         return Err(FetchError::Mismatch {
                             url: url.to_owned(),
+                            promised_by,
                             what: format!("{received} bytes, expected {expected}; the mirror may be in the middle of an update: try again later or use another mirror"),
                         });
                     }
@@ -310,8 +394,56 @@ enum Attempt {
     Short {
         received: u64,
         expected: u64,
+        promised_by: &'static str,
     },
     /// Will fail the same way again.
     Permanent(String),
     Fatal(FetchError),
+}
+
+/// Bytes counted on a progress display for one attempt, taken back when
+/// the attempt fails (dropped without [`Counted::keep`]).
+struct Counted<'a> {
+    progress: &'a dyn Progress,
+    bytes: std::cell::Cell<u64>,
+}
+
+impl<'a> Counted<'a> {
+    fn new(progress: &'a dyn Progress) -> Counted<'a> {
+        Counted {
+            progress,
+            bytes: std::cell::Cell::new(0),
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.bytes.set(self.bytes.get() + bytes);
+        self.progress.advance(bytes);
+    }
+
+    fn keep(self) {
+        self.bytes.set(0);
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if self.bytes.get() > 0 {
+            self.progress.rewind(self.bytes.get());
+        }
+    }
+}
+
+fn missing_message(missing: &[Missing]) -> String {
+    let mut message = String::new();
+    for file in missing {
+        let tried: Vec<String> = file
+            .tried
+            .iter()
+            .map(|(url, reason)| format!("{url}: {reason}"))
+            .collect();
+        message.push_str(&format!("{} is gone ({})\n", file.label, tried.join("; ")));
+    }
+    message.truncate(message.trim_end().len());
+    message
 }

@@ -8,14 +8,26 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format this build writes. Version 1 (no `release`, no `alias`, the
+/// suite as the configuration named it) is still read.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lock {
     pub version: u32,
+    /// The release the packages came from, by its codename (`trixie`), even
+    /// when it was read through an alias such as `stable`: an alias moves
+    /// on to the next release, a lock must not.
     pub suite: String,
+    /// The point release (`13.7`), where the archive names one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub release: String,
+    /// The name the configuration asked for, when it is another name of the
+    /// same release (`stable`): such a configuration accepts this lock
+    /// until `micros lock --update`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
     /// The `Date:` of the signed Release the packages came from.
     pub date: String,
     pub architecture: String,
@@ -80,7 +92,7 @@ impl Lock {
                 path: path.to_owned(),
                 message: "no `version`".to_owned(),
             })?;
-        if version.version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&version.version) {
             return Err(LockError::UnknownVersion {
                 path: path.to_owned(),
                 found: version.version,
@@ -106,6 +118,27 @@ impl Lock {
         format!("# micros.lock: the exact packages this configuration uses.\n# Written by `micros lock`; commit it, do not edit it.\n{body}")
     }
 
+    /// What release it is, for messages: `trixie 13.7`.
+    pub fn describe(&self) -> String {
+        if self.release.is_empty() {
+            self.suite.clone()
+        } else {
+            format!("{} {}", self.suite, self.release)
+        }
+    }
+
+    /// Whether a configuration asking for `suite` is served by this lock:
+    /// the lock's release by codename, or the alias it was solved through.
+    pub fn serves_suite(&self, suite: &str) -> bool {
+        self.suite == suite || self.alias.as_deref() == Some(suite)
+    }
+
+    /// The lock's date as a snapshot archive's timestamp,
+    /// `20261121T091544Z`, from `Sat, 21 Nov 2026 09:15:44 UTC`.
+    pub fn snapshot_timestamp(&self) -> Option<String> {
+        snapshot_timestamp(&self.date)
+    }
+
     pub fn package(&self, name: &str) -> Option<&LockedPackage> {
         self.packages.iter().find(|p| p.name == name)
     }
@@ -119,6 +152,42 @@ impl Lock {
     }
 }
 
+/// `Sat, 21 Nov 2026 09:15:44 UTC` (a Release's `Date:`, RFC 2822 in UTC)
+/// as `20261121T091544Z`.
+pub fn snapshot_timestamp(date: &str) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let words: Vec<&str> = date.split_whitespace().collect();
+    // The weekday is optional in RFC 2822.
+    let words = match words.first() {
+        Some(first) if first.ends_with(',') => &words[1..],
+        _ => &words[..],
+    };
+    let [day, month, year, time, zone] = words else {
+        return None;
+    };
+    if !matches!(*zone, "UTC" | "GMT" | "+0000" | "Z") {
+        return None;
+    }
+    let day: u32 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
+    let month = MONTHS.iter().position(|m| m == month)? + 1;
+    let year: u32 = year.parse().ok().filter(|y| (1970..=9999).contains(y))?;
+    let parts: Vec<u32> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [hour, minute, second] = parts[..] else {
+        return None;
+    };
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    Some(format!(
+        "{year:04}{month:02}{day:02}T{hour:02}{minute:02}{second:02}Z"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +196,8 @@ mod tests {
         Lock {
             version: FORMAT_VERSION,
             suite: "trixie".into(),
+            release: "13.7".into(),
+            alias: Some("stable".into()),
             date: "Sat, 21 Nov 2026 09:15:44 UTC".into(),
             architecture: "amd64".into(),
             components: vec!["main".into()],
@@ -171,8 +242,49 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_serves_its_codename_and_its_alias() {
+        let lock = sample();
+        assert!(lock.serves_suite("trixie") && lock.serves_suite("stable"));
+        assert!(!lock.serves_suite("forky") && !lock.serves_suite("testing"));
+        assert_eq!(lock.describe(), "trixie 13.7");
+    }
+
+    #[test]
+    fn version_1_locks_are_still_read() {
+        let text = sample()
+            .render()
+            .replace("version = 2\n", "version = 1\n")
+            .replace("release = \"13.7\"\n", "")
+            .replace("alias = \"stable\"\n", "");
+        let lock = Lock::parse("micros.lock", &text).unwrap();
+        assert_eq!((lock.release.as_str(), lock.alias), ("", None));
+    }
+
+    #[test]
+    fn release_dates_become_snapshot_timestamps() {
+        assert_eq!(
+            sample().snapshot_timestamp().as_deref(),
+            Some("20261121T091544Z")
+        );
+        assert_eq!(
+            snapshot_timestamp("1 Jan 2028 00:00:00 UTC").as_deref(),
+            Some("20280101T000000Z")
+        );
+        for bad in [
+            "",
+            "Sat, 21 Nov 2026 09:15:44 CET",
+            "Sat, 32 Nov 2026 09:15:44 UTC",
+            "Sat, 21 Foo 2026 09:15:44 UTC",
+            "Sat, 21 Nov 2026 25:15:44 UTC",
+            "Sat, 21 Nov 2026 09:15 UTC",
+        ] {
+            assert_eq!(snapshot_timestamp(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn unknown_versions_and_garbage_are_typed_errors() {
-        let text = sample().render().replace("version = 1\n", "version = 7\n");
+        let text = sample().render().replace("version = 2\n", "version = 7\n");
         assert!(matches!(
             Lock::parse("micros.lock", &text),
             Err(LockError::UnknownVersion { found: 7, .. })

@@ -14,6 +14,8 @@ pub struct FileHash {
 pub struct Release {
     pub suite: String,
     pub codename: String,
+    /// The point release (`Version: 13.7`); empty for testing and unstable.
+    pub version: String,
     /// As the archive wrote it: `Sat, 21 Nov 2026 09:15:44 UTC`.
     pub date: String,
     pub architectures: Vec<String>,
@@ -22,6 +24,10 @@ pub struct Release {
     /// which avoids reading an index newer than the Release during a
     /// mirror update.
     pub acquire_by_hash: bool,
+    /// Whether each architecture's `Packages` also lists the `all`
+    /// packages (`No-Support-for-Architecture-all: Packages`, as Debian's
+    /// archive says), so that `binary-all` need not be read.
+    pub all_in_architecture_indexes: bool,
     /// Path relative to `dists/<suite>/` → hash and size.
     pub files: BTreeMap<String, FileHash>,
 }
@@ -76,14 +82,40 @@ impl Release {
         Ok(Release {
             suite: paragraph.get("Suite").unwrap_or("").to_owned(),
             codename: paragraph.get("Codename").unwrap_or("").to_owned(),
+            version: paragraph.get("Version").unwrap_or("").to_owned(),
             date: field("Date")?.to_owned(),
             architectures: words("Architectures"),
             components: words("Components"),
             acquire_by_hash: paragraph
                 .get("Acquire-By-Hash")
                 .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
+            all_in_architecture_indexes: paragraph
+                .get("No-Support-for-Architecture-all")
+                .is_some_and(|v| v.trim() == "Packages"),
             files,
         })
+    }
+
+    /// Whether this is the Release of `name`, as asked for under
+    /// `dists/<name>/`: its Suite (`stable`) or its Codename (`trixie`).
+    /// A mirror that answers for one suite with another's signed Release
+    /// (a replay, or a mistake) is caught here.
+    pub fn is_for(&self, name: &str) -> bool {
+        self.suite == name || self.codename == name
+    }
+
+    /// What it is, for messages: `trixie 13.7`, `sid`.
+    pub fn describe(&self) -> String {
+        let name = if self.codename.is_empty() {
+            &self.suite
+        } else {
+            &self.codename
+        };
+        if self.version.is_empty() {
+            name.clone()
+        } else {
+            format!("{name} {}", self.version)
+        }
     }
 
     /// The best-compressed `Packages` index for a component and
@@ -114,6 +146,21 @@ mod tests {
     fn parses_date_and_hashes() {
         let release = Release::parse(RELEASE).unwrap();
         assert_eq!(release.codename, "trixie");
+        assert_eq!(release.version, "");
+        assert!(!release.all_in_architecture_indexes);
+        let debian = Release::parse(&RELEASE.replace(
+            "Architectures:",
+            "No-Support-for-Architecture-all: Packages\nArchitectures:",
+        ))
+        .unwrap();
+        assert!(debian.all_in_architecture_indexes);
+        assert!(release.is_for("stable") && release.is_for("trixie") && !release.is_for("forky"));
+        assert_eq!(release.describe(), "trixie");
+        let with_version = Release::parse(
+            &RELEASE.replace("Codename: trixie\n", "Codename: trixie\nVersion: 13.7\n"),
+        )
+        .unwrap();
+        assert_eq!(with_version.describe(), "trixie 13.7");
         assert_eq!(release.date, "Sat, 21 Nov 2026 09:15:44 UTC");
         let (path, hash) = release.packages_index("main", "amd64").unwrap();
         assert_eq!(path, "main/binary-amd64/Packages.xz");

@@ -39,6 +39,9 @@ pub struct Resolved {
     pub changed: bool,
     /// What the exclusions saved: (packages, bytes of .deb files, installed KiB).
     pub saved: Option<(usize, u64, u64)>,
+    /// One line to show the user about where the packages were read, when
+    /// it is not simply the suite asked for.
+    pub note: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,10 +60,11 @@ pub enum ResolveError {
 
 /// Why `lock` does not serve `wanted` from `source`, if it does not.
 pub fn lock_mismatch(lock: &Lock, wanted: &Wanted, source: &Source) -> Option<String> {
-    if lock.suite != source.suite {
+    if !lock.serves_suite(&source.suite) {
         return Some(format!(
-            "it is for suite {}, the config asks for {}",
-            lock.suite, source.suite
+            "it is for {}, the config asks for {}",
+            lock.describe(),
+            source.suite
         ));
     }
     if lock.architecture != source.architecture {
@@ -129,6 +133,7 @@ pub fn resolve(
                         lock: lock.clone(),
                         changed: false,
                         saved: None,
+                        note: None,
                     })
                 }
                 Some(what) if mode == LockMode::Locked => {
@@ -146,7 +151,23 @@ pub fn resolve(
             what: "there is no lock yet".to_owned(),
         });
     }
-    let archive = Archive::open(source, fetcher, cache, progress)?;
+    // A lock is extended from its own release, read by codename: the alias
+    // it was solved through may have moved on to the next release.
+    let read = match existing {
+        Some(lock) if mode != LockMode::Update && lock.serves_suite(&source.suite) => Source {
+            suite: lock.suite.clone(),
+            ..source.clone()
+        },
+        _ => source.clone(),
+    };
+    let archive = Archive::open(&read, fetcher, cache, progress)?;
+    let mut note = archive.read_through.as_ref().map(|through| {
+        format!(
+            "dists/{} is in the middle of an update on this mirror: read {} through dists/{through}, which is consistent",
+            read.suite,
+            archive.release.describe()
+        )
+    });
     let prefer = match (mode, existing) {
         (LockMode::Update, _) | (_, None) => BTreeMap::new(),
         (_, Some(lock)) => lock
@@ -162,6 +183,15 @@ pub fn resolve(
     };
     let solution = solver::solve(&archive.packages, &request)?;
     let lock = build_lock(&archive, source, wanted, &solution);
+    if let Some(old) = existing.filter(|old| old.suite != lock.suite) {
+        let moved = format!(
+            "{} is now {}: the lock moves on from {}",
+            source.suite,
+            lock.describe(),
+            old.describe()
+        );
+        note = Some(note.map_or(moved.clone(), |n| format!("{n}\n{moved}")));
+    }
 
     // What the exclusions saved: solve once more without them.
     let saved = if wanted.exclude.is_empty() {
@@ -191,6 +221,7 @@ pub fn resolve(
         lock,
         changed,
         saved,
+        note,
     })
 }
 
@@ -245,9 +276,17 @@ fn build_lock(
             }
         })
         .collect();
+    let release = &archive.release;
+    let suite = if release.codename.is_empty() {
+        source.suite.clone()
+    } else {
+        release.codename.clone()
+    };
     Lock {
         version: FORMAT_VERSION,
-        suite: source.suite.clone(),
+        alias: Some(source.suite.clone()).filter(|asked| *asked != suite),
+        suite,
+        release: release.version.clone(),
         date: archive.release.date.clone(),
         architecture: source.architecture.clone(),
         components: source.components.clone(),
@@ -265,14 +304,33 @@ fn build_lock(
     }
 }
 
+/// The locked `.deb` files in the cache.
+#[derive(Debug, Clone)]
+pub struct LockedFiles {
+    /// In lock order.
+    pub paths: Vec<PathBuf>,
+    /// One line naming the packages that came from the snapshot archive
+    /// because the mirror no longer has them.
+    pub note: Option<String>,
+}
+
 /// Makes every locked `.deb` available in the cache (downloading what is
 /// missing or damaged) and returns their paths, in lock order.
+///
+/// Debian's mirrors delete old versions soon after a point release. A
+/// package the mirror no longer has is fetched from `snapshot` (the base
+/// URL of a snapshot archive such as Debian's, which keeps every version
+/// under `<base>/<timestamp>/pool/…`) at the lock's date, verified by the
+/// lock's SHA-256 like any other download.
 pub fn fetch_packages(
     lock: &Lock,
     fetcher: &Fetcher,
     cache: &Cache,
     progress: &dyn Progress,
-) -> Result<Vec<PathBuf>, FetchError> {
+    snapshot: Option<&str>,
+) -> Result<LockedFiles, FetchError> {
+    let snapshot = snapshot.map(|base| base.trim_end_matches('/'));
+    let timestamp = lock.snapshot_timestamp();
     let downloads: Vec<Download> = lock
         .packages
         .iter()
@@ -281,8 +339,39 @@ pub fn fetch_packages(
             size: p.size,
             sha256: p.sha256.clone(),
             label: format!("{} {}", p.name, p.version),
-            alternate: None,
+            promised_by: "the lock",
+            alternate: snapshot
+                .zip(timestamp.as_deref())
+                .map(|(base, at)| format!("{base}/{at}/{}", p.filename)),
         })
         .collect();
-    fetcher.fetch_all(cache, Bucket::Debs, &downloads, progress)
+    let fetched = match fetcher.fetch_all(cache, Bucket::Debs, &downloads, progress) {
+        Ok(fetched) => fetched,
+        Err(FetchError::Missing { files, .. }) => {
+            let hint = match (snapshot, &timestamp) {
+                (Some(_), Some(_)) => "\nhint: neither the mirror nor the snapshot archive has them: run `micros lock --update` to lock versions the mirror has".to_owned(),
+                (Some(_), None) => format!("\nhint: the lock's date ({}) is not a date a snapshot archive can be asked for: run `micros lock --update` to lock versions the mirror has", lock.date),
+                (None, _) => "\nhint: Debian's mirrors drop old versions after a point release; fetch them from a snapshot archive by setting `packages.source.snapshot` (or MICROS_SNAPSHOT) to its base URL, e.g. Debian's snapshot service's `…/archive/debian`, or run `micros lock --update` to lock versions the mirror has".to_owned(),
+            };
+            return Err(FetchError::Missing { files, hint });
+        }
+        Err(other) => return Err(other),
+    };
+    let from_snapshot: Vec<&str> = downloads
+        .iter()
+        .zip(&fetched)
+        .filter(|(_, file)| file.from_alternate)
+        .map(|(download, _)| download.label.as_str())
+        .collect();
+    let note = (!from_snapshot.is_empty()).then(|| {
+        format!(
+            "the mirror no longer has {}: fetched from the snapshot archive at {}",
+            from_snapshot.join(", "),
+            timestamp.as_deref().unwrap_or_default()
+        )
+    });
+    Ok(LockedFiles {
+        paths: fetched.into_iter().map(|file| file.path).collect(),
+        note,
+    })
 }

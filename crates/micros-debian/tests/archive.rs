@@ -159,7 +159,9 @@ fn resolves_fetches_and_unpacks() {
         "the lock must not depend on the mirror"
     );
 
-    let paths = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent).unwrap();
+    let paths = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
+        .unwrap()
+        .paths;
     let mut tree = micros_image::Tree::new();
     for (package, deb) in lock.packages.iter().zip(&paths) {
         let tar = micros_debian::deb::data_tar(&setup.cache(), &package.name, deb, &package.sha256)
@@ -276,7 +278,7 @@ fn a_deb_that_does_not_match_its_hash_is_refused_and_not_cached() {
     setup
         .archive
         .set_fault(&setup.archive.deb_path("libc6"), Some(Fault::Corrupt));
-    let error = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent)
+    let error = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
         .unwrap_err()
         .to_string();
     assert!(error.contains("SHA-256"), "{error}");
@@ -303,7 +305,9 @@ fn a_server_that_fails_then_recovers_is_retried() {
     let lock = setup.resolve(&["libc6"]).unwrap();
     let deb = setup.archive.deb_path("libc6");
     setup.archive.set_fault(&deb, Some(Fault::FailTimes(2)));
-    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent).unwrap();
+    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
+        .unwrap()
+        .paths;
     let attempts = setup
         .archive
         .requests()
@@ -319,12 +323,14 @@ fn an_interrupted_download_leaves_a_valid_cache_and_a_rerun_completes_it() {
     let lock = setup.resolve(&["perl-base"]).unwrap();
     let deb = setup.archive.deb_path("perl-base");
     setup.archive.set_fault(&deb, Some(Fault::Truncate(100)));
-    let error = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent)
+    let error = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
         .unwrap_err()
         .to_string();
     assert!(error.contains(&deb), "{error}");
     setup.archive.set_fault(&deb, None);
-    let paths = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent).unwrap();
+    let paths = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
+        .unwrap()
+        .paths;
     assert_eq!(
         micros_debian::cache::hash_file(&paths[0]).unwrap(),
         lock.packages[0].sha256
@@ -335,7 +341,9 @@ fn an_interrupted_download_leaves_a_valid_cache_and_a_rerun_completes_it() {
 fn a_cached_file_is_never_downloaded_twice_and_a_damaged_one_is_fetched_again() {
     let setup = Setup::new();
     let lock = setup.resolve(&["dropbear-bin"]).unwrap();
-    let paths = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent).unwrap();
+    let paths = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
+        .unwrap()
+        .paths;
     let count = |name: &str| {
         setup
             .archive
@@ -344,7 +352,9 @@ fn a_cached_file_is_never_downloaded_twice_and_a_damaged_one_is_fetched_again() 
             .filter(|r| **r == setup.archive.deb_path(name))
             .count()
     };
-    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent).unwrap();
+    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
+        .unwrap()
+        .paths;
     assert_eq!(count("dropbear-bin"), 1);
     let libc6 = lock
         .packages
@@ -352,7 +362,9 @@ fn a_cached_file_is_never_downloaded_twice_and_a_damaged_one_is_fetched_again() 
         .position(|p| p.name == "libc6")
         .unwrap();
     std::fs::write(&paths[libc6], b"garbage").unwrap();
-    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent).unwrap();
+    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
+        .unwrap()
+        .paths;
     assert_eq!(count("dropbear-bin"), 1, "dropbear-bin is intact");
     assert_eq!(count("libc6"), 2, "the damaged entry is fetched again");
 }
@@ -393,7 +405,9 @@ fn the_lock_is_stable() {
 fn locked_and_offline_modes() {
     let setup = Setup::new();
     let lock = setup.resolve(&["libc6"]).unwrap();
-    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent).unwrap();
+    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
+        .unwrap()
+        .paths;
 
     // --locked: a request the lock lacks is an error, not a silent change.
     let error = setup
@@ -434,12 +448,12 @@ fn locked_and_offline_modes() {
         .resolve_with(&["libc6"], &[], Some(&lock), LockMode::Normal, &offline)
         .unwrap();
     assert_eq!(same, lock);
-    fetch_packages(&same, &offline, &setup.cache(), &Silent).unwrap();
+    fetch_packages(&same, &offline, &setup.cache(), &Silent, None).unwrap();
     assert_eq!(setup.archive.requests().len(), before);
 
     // --offline with a cold cache says what to do.
     let cold = Cache::open(tempfile::tempdir().unwrap().keep()).unwrap();
-    let error = fetch_packages(&lock, &offline, &cold, &Silent)
+    let error = fetch_packages(&lock, &offline, &cold, &Silent, None)
         .unwrap_err()
         .to_string();
     assert!(error.contains("--offline"), "{error}");
@@ -456,7 +470,9 @@ fn two_processes_can_share_the_cache() {
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..2)
             .map(|_| {
-                scope.spawn(|| fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent))
+                scope.spawn(|| {
+                    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
+                })
             })
             .collect();
         for handle in handles {
@@ -479,4 +495,428 @@ fn two_processes_can_share_the_cache() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty());
+}
+
+/// An archive of `codename`, also published as `stable`, with the
+/// point release 13.7.
+fn release_archive(codename: &str) -> TestArchive {
+    let mut archive = TestArchive::new(codename);
+    archive.aliases = vec!["stable".to_owned()];
+    archive.point_release = Some("13.7".to_owned());
+    archive
+        .add(TestPackage::new("libc6", "2.41-12"))
+        .add(TestPackage::new("busybox-static", "1:1.37.0-6"))
+        .add(TestPackage::new("runit", "2.2.0-3").field("Depends", "libc6"));
+    archive.publish();
+    archive
+}
+
+fn source(suite: &str, archive: &TestArchive) -> Source {
+    Source {
+        suite: suite.into(),
+        components: vec!["main".into()],
+        architecture: "amd64".into(),
+        keyring: archive.keyring(),
+    }
+}
+
+fn wanted(packages: &[&str]) -> Wanted {
+    Wanted {
+        packages: packages.iter().map(|s| s.to_string()).collect(),
+        exclude: Default::default(),
+    }
+}
+
+fn quick(url: &str) -> Fetcher {
+    let mut fetcher = Fetcher::new(url);
+    fetcher.backoff = Duration::from_millis(5);
+    fetcher
+}
+
+#[test]
+fn a_suite_caught_mid_update_is_read_through_a_consistent_alias() {
+    let mut archive = release_archive("trixie");
+    let url = archive.serve();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(cache_dir.path().to_owned()).unwrap();
+    // What a mirror mid-update serves: a Packages file the signed Release
+    // does not describe.
+    archive.set_fault(
+        "dists/trixie/main/binary-amd64/Packages.xz",
+        Some(Fault::Corrupt),
+    );
+    let resolved = resolve(
+        &wanted(&["runit"]),
+        &source("trixie", &archive),
+        None,
+        LockMode::Normal,
+        &quick(&url),
+        &cache,
+        &Silent,
+    )
+    .unwrap();
+    assert_eq!(
+        resolved.note.as_deref(),
+        Some("dists/trixie is in the middle of an update on this mirror: read trixie 13.7 through dists/stable, which is consistent")
+    );
+    let lock = resolved.lock;
+    assert_eq!(
+        (lock.suite.as_str(), lock.release.as_str()),
+        ("trixie", "13.7")
+    );
+    assert_eq!(lock.alias, None, "the configuration asked for trixie");
+    assert!(archive
+        .requests()
+        .iter()
+        .any(|r| r == "dists/stable/main/binary-amd64/Packages.xz"));
+
+    // Without a consistent name for the same release, the hash mismatch
+    // is the error, as apt reports it: nothing is accepted.
+    archive.set_fault(
+        "dists/stable/main/binary-amd64/Packages.xz",
+        Some(Fault::Corrupt),
+    );
+    let cold = tempfile::tempdir().unwrap();
+    let error = resolve(
+        &wanted(&["runit"]),
+        &source("trixie", &archive),
+        None,
+        LockMode::Normal,
+        &quick(&url),
+        &Cache::open(cold.path().to_owned()).unwrap(),
+        &Silent,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains(
+            "dists/trixie/main/binary-amd64/Packages.xz is not what the signed index promises"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn another_release_under_an_alias_is_never_used_for_a_suite_mid_update() {
+    let mut archive = release_archive("trixie");
+    // stable moves on to forky; dists/trixie stays as it was.
+    archive.suite = "forky".to_owned();
+    archive.codename = "forky".to_owned();
+    archive.publish();
+    let url = archive.serve();
+    archive.set_fault(
+        "dists/trixie/main/binary-amd64/Packages.xz",
+        Some(Fault::Corrupt),
+    );
+    let cache_dir = tempfile::tempdir().unwrap();
+    let error = resolve(
+        &wanted(&["runit"]),
+        &source("trixie", &archive),
+        None,
+        LockMode::Normal,
+        &quick(&url),
+        &Cache::open(cache_dir.path().to_owned()).unwrap(),
+        &Silent,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("not what the signed index promises"),
+        "{error}"
+    );
+    assert!(
+        !archive
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("dists/stable/main/")),
+        "forky's indexes were not even read"
+    );
+}
+
+#[test]
+fn a_lock_solved_through_stable_is_a_trixie_lock_and_stays_one() {
+    let mut archive = release_archive("trixie");
+    let url = archive.serve();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(cache_dir.path().to_owned()).unwrap();
+    let fetcher = quick(&url);
+    let lock = resolve(
+        &wanted(&["runit"]),
+        &source("stable", &archive),
+        None,
+        LockMode::Normal,
+        &fetcher,
+        &cache,
+        &Silent,
+    )
+    .unwrap()
+    .lock;
+    assert_eq!(lock.suite, "trixie");
+    assert_eq!(lock.release, "13.7");
+    assert_eq!(lock.alias.as_deref(), Some("stable"));
+    assert!(lock
+        .render()
+        .contains("suite = \"trixie\"\nrelease = \"13.7\"\nalias = \"stable\"\n"));
+
+    // A configuration asking for trixie accepts it as it is.
+    let same = resolve(
+        &wanted(&["runit"]),
+        &source("trixie", &archive),
+        Some(&lock),
+        LockMode::Locked,
+        &fetcher,
+        &cache,
+        &Silent,
+    )
+    .unwrap();
+    assert!(!same.changed);
+    // One asking for another release does not.
+    let error = resolve(
+        &wanted(&["runit"]),
+        &source("forky", &archive),
+        Some(&lock),
+        LockMode::Locked,
+        &fetcher,
+        &cache,
+        &Silent,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("it is for trixie 13.7, the config asks for forky"),
+        "{error}"
+    );
+
+    // stable moves on to forky, with a newer libc6.
+    archive.suite = "forky".to_owned();
+    archive.codename = "forky".to_owned();
+    archive.point_release = Some("14.0".to_owned());
+    archive.add(TestPackage::new("libc6", "2.42-1"));
+    archive.publish();
+    // Extending the lock reads trixie by its codename: still trixie.
+    let extended = resolve(
+        &wanted(&["runit", "busybox-static"]),
+        &source("stable", &archive),
+        Some(&lock),
+        LockMode::Normal,
+        &fetcher,
+        &cache,
+        &Silent,
+    )
+    .unwrap();
+    assert!(extended.changed);
+    assert_eq!(extended.lock.suite, "trixie");
+    assert_eq!(extended.lock.package("libc6").unwrap().version, "2.41-12");
+    assert!(extended.lock.package("busybox-static").is_some());
+    // `--update` moves on, and says so.
+    let updated = resolve(
+        &wanted(&["runit"]),
+        &source("stable", &archive),
+        Some(&extended.lock),
+        LockMode::Update,
+        &fetcher,
+        &cache,
+        &Silent,
+    )
+    .unwrap();
+    assert_eq!(updated.lock.suite, "forky");
+    assert_eq!(updated.lock.package("libc6").unwrap().version, "2.42-1");
+    assert_eq!(
+        updated.note.as_deref(),
+        Some("stable is now forky 14.0: the lock moves on from trixie 13.7")
+    );
+}
+
+/// A locked archive whose `runit` .deb is then deleted from the mirror's
+/// pool (as Debian's mirrors do after a point release).
+fn gone_from_the_pool() -> (Setup, Lock, String) {
+    let setup = Setup::new();
+    let lock = setup.resolve(&["runit"]).unwrap();
+    let pool = setup.archive.deb_path("runit");
+    std::fs::remove_file(setup.archive.root().join(&pool)).unwrap();
+    (setup, lock, pool)
+}
+
+fn put_in_snapshot(setup: &Setup, pool: &str, bytes: &[u8]) {
+    // The lock's date is the test Release's: Sat, 01 Jan 2028 00:00:00 UTC.
+    let path = setup
+        .archive
+        .root()
+        .join("snapshot/20280101T000000Z")
+        .join(pool);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_locked_package_gone_from_the_mirror_comes_from_the_snapshot_archive() {
+    let setup = Setup::new();
+    let lock = setup.resolve(&["runit"]).unwrap();
+    let pool = setup.archive.deb_path("runit");
+    let deb = std::fs::read(setup.archive.root().join(&pool)).unwrap();
+    std::fs::remove_file(setup.archive.root().join(&pool)).unwrap();
+    put_in_snapshot(&setup, &pool, &deb);
+    let snapshot = format!("{}/snapshot/", setup.url);
+    let files = fetch_packages(
+        &lock,
+        &setup.fetcher(),
+        &setup.cache(),
+        &Silent,
+        Some(&snapshot),
+    )
+    .unwrap();
+    assert_eq!(
+        files.note.as_deref(),
+        Some("the mirror no longer has runit 2.2.0-3: fetched from the snapshot archive at 20280101T000000Z")
+    );
+    let runit = lock
+        .packages
+        .iter()
+        .position(|p| p.name == "runit")
+        .unwrap();
+    assert_eq!(std::fs::read(&files.paths[runit]).unwrap(), deb);
+    assert!(setup
+        .archive
+        .requests()
+        .contains(&format!("snapshot/20280101T000000Z/{pool}")));
+}
+
+#[test]
+fn a_snapshot_copy_that_does_not_match_the_lock_is_refused() {
+    let (setup, lock, pool) = gone_from_the_pool();
+    put_in_snapshot(&setup, &pool, b"not the locked package");
+    let snapshot = format!("{}/snapshot", setup.url);
+    let error = fetch_packages(
+        &lock,
+        &setup.fetcher(),
+        &setup.cache(),
+        &Silent,
+        Some(&snapshot),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains(&format!(
+            "snapshot/20280101T000000Z/{pool} is not what the lock promises"
+        )),
+        "{error}"
+    );
+    let runit = lock.package("runit").unwrap();
+    assert!(setup
+        .cache()
+        .get_verified(Bucket::Debs, &runit.sha256, runit.size)
+        .is_none());
+}
+
+#[test]
+fn a_package_gone_everywhere_names_itself_both_urls_and_the_way_forward() {
+    let (setup, lock, pool) = gone_from_the_pool();
+    let snapshot = format!("{}/snapshot", setup.url);
+    let error = fetch_packages(
+        &lock,
+        &setup.fetcher(),
+        &setup.cache(),
+        &Silent,
+        Some(&snapshot),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("runit 2.2.0-3"), "{error}");
+    assert!(
+        error.contains(&format!("{}/{pool}: HTTP 404", setup.url)),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("{snapshot}/20280101T000000Z/{pool}: HTTP 404")),
+        "{error}"
+    );
+    assert!(error.contains("micros lock --update"), "{error}");
+
+    // Without a snapshot archive, the error says how to configure one.
+    let error = fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("runit 2.2.0-3"), "{error}");
+    assert!(error.contains("packages.source.snapshot"), "{error}");
+    assert!(error.contains("MICROS_SNAPSHOT"), "{error}");
+}
+
+/// Records what a progress display is told.
+#[derive(Default)]
+struct Counting {
+    total: std::sync::atomic::AtomicU64,
+    position: std::sync::atomic::AtomicI64,
+    most: std::sync::atomic::AtomicI64,
+}
+
+impl micros_debian::fetch::Progress for Counting {
+    fn start(&self, _files: usize, bytes: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.total.store(bytes, SeqCst);
+        self.position.store(0, SeqCst);
+    }
+    fn advance(&self, bytes: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.position.fetch_add(bytes as i64, SeqCst) + bytes as i64;
+        self.most.fetch_max(now, SeqCst);
+    }
+    fn rewind(&self, bytes: u64) {
+        self.position
+            .fetch_sub(bytes as i64, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn failed_attempts_are_taken_back_from_the_progress_total() {
+    let setup = Setup::new();
+    let lock = setup.resolve(&["perl-base"]).unwrap();
+    let perl = &lock.packages[0];
+    setup
+        .archive
+        .set_fault(&perl.filename, Some(Fault::Truncate(100)));
+    let progress = Counting::default();
+    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &progress, None).unwrap_err();
+    use std::sync::atomic::Ordering::SeqCst;
+    assert_eq!(progress.position.load(SeqCst), 0, "nothing was fetched");
+    assert!(progress.most.load(SeqCst) as u64 <= progress.total.load(SeqCst));
+    setup.archive.set_fault(&perl.filename, None);
+    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &progress, None).unwrap();
+    assert_eq!(progress.position.load(SeqCst) as u64, perl.size);
+    assert_eq!(progress.total.load(SeqCst), perl.size);
+}
+
+#[test]
+fn where_every_index_lists_the_all_packages_binary_all_is_not_read() {
+    // Debian's archive: runit-helper (Architecture: all) is in
+    // binary-amd64/Packages too, and the Release says so. A binary-all
+    // index caught mid-update then does not matter.
+    let mut archive = TestArchive::new("trixie");
+    archive.all_in_architecture_indexes = true;
+    archive
+        .add(TestPackage::new("libc6", "2.41-12"))
+        .add(TestPackage::new("runit-helper", "2.16.4").arch("all"))
+        .add(TestPackage::new("runit", "2.2.0-3").field("Depends", "libc6, runit-helper"));
+    archive.publish();
+    let url = archive.serve();
+    archive.set_fault(
+        "dists/trixie/main/binary-all/Packages.xz",
+        Some(Fault::Corrupt),
+    );
+    let cache_dir = tempfile::tempdir().unwrap();
+    let lock = resolve(
+        &wanted(&["runit"]),
+        &source("trixie", &archive),
+        None,
+        LockMode::Normal,
+        &quick(&url),
+        &Cache::open(cache_dir.path().to_owned()).unwrap(),
+        &Silent,
+    )
+    .unwrap()
+    .lock;
+    assert_eq!(
+        lock.package("runit-helper").map(|p| p.architecture.as_str()),
+        Some("all")
+    );
+    assert!(!archive.requests().iter().any(|r| r.contains("binary-all")));
 }

@@ -56,38 +56,33 @@ fn images() -> Images {
         .map(|n| (n.to_string(), "test".to_string()))
         .collect(),
     };
-    let mut lock = None;
-    for suite in ["trixie", "stable"] {
-        let source = Source {
-            suite: suite.into(),
-            components: vec!["main".into()],
-            architecture: "amd64".into(),
-            keyring: DEFAULT_KEYRING.into(),
-        };
-        match resolve(
-            &wanted,
-            &source,
-            None,
-            LockMode::Normal,
-            &fetcher,
-            &cache,
-            &Silent,
-        ) {
-            Ok(resolved) => {
-                lock = Some(resolved.lock);
-                break;
-            }
-            // Seen on this project's mirror: dists/trixie mid-update.
-            Err(error) if error.to_string().contains("middle of an update") => {
-                eprintln!("note: {error}; trying stable")
-            }
-            Err(error) => {
-                panic!("cannot lock the test packages (this test needs Debian's archive): {error}")
-            }
-        }
+    // The product reads a suite caught mid-update through a consistent
+    // alias of the same release by itself.
+    let source = Source {
+        suite: "trixie".into(),
+        components: vec!["main".into()],
+        architecture: "amd64".into(),
+        keyring: DEFAULT_KEYRING.into(),
+    };
+    let resolved = resolve(
+        &wanted,
+        &source,
+        None,
+        LockMode::Normal,
+        &fetcher,
+        &cache,
+        &Silent,
+    )
+    .unwrap_or_else(|error| {
+        panic!("cannot lock the test packages (this test needs Debian's archive): {error}")
+    });
+    if let Some(note) = &resolved.note {
+        eprintln!("note: {note}");
     }
-    let lock = lock.expect("a suite to lock from");
-    let debs = fetch_packages(&lock, &fetcher, &cache, &Silent).expect("fetch the test packages");
+    let lock = resolved.lock;
+    let debs = fetch_packages(&lock, &fetcher, &cache, &Silent, None)
+        .expect("fetch the test packages")
+        .paths;
 
     let mut kernel_tree = Tree::new();
     let mut root = Tree::new();

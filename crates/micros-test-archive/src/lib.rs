@@ -89,7 +89,20 @@ pub enum Fault {
 
 pub struct TestArchive {
     dir: tempfile::TempDir,
+    /// The name under `dists/` (and the Release's Suite).
     pub suite: String,
+    /// The Release's Codename (the suite's name unless set).
+    pub codename: String,
+    /// Other names under `dists/` for the same Release (`stable` for
+    /// `trixie`), published as separate copies so that faults can be set
+    /// on one of them.
+    pub aliases: Vec<String>,
+    /// The Release's `Version:` (a point release such as `13.7`).
+    pub point_release: Option<String>,
+    /// Debian's layout: `all` packages are listed in every architecture's
+    /// index too, and the Release says so
+    /// (`No-Support-for-Architecture-all: Packages`).
+    pub all_in_architecture_indexes: bool,
     secret: SignedSecretKey,
     packages: Vec<TestPackage>,
     faults: Arc<Mutex<HashMap<String, Fault>>>,
@@ -114,6 +127,10 @@ impl TestArchive {
         TestArchive {
             dir: tempfile::tempdir().expect("temp dir"),
             suite: suite.to_owned(),
+            codename: suite.to_owned(),
+            aliases: Vec::new(),
+            point_release: None,
+            all_in_architecture_indexes: false,
             secret,
             packages: Vec::new(),
             faults: Arc::default(),
@@ -161,24 +178,45 @@ impl TestArchive {
                 .entry(package.architecture.clone())
                 .or_default()
                 .push_str(&stanza);
+            if package.architecture == "all" && self.all_in_architecture_indexes {
+                for architecture in ["amd64", "armhf"] {
+                    indexes
+                        .get_mut(architecture)
+                        .expect("every architecture has an index")
+                        .push_str(&stanza);
+                }
+            }
         }
         let mut release = format!(
-            "Origin: MicrOS test\nSuite: {0}\nCodename: {0}\nDate: Sat, 01 Jan 2028 00:00:00 UTC\nArchitectures: amd64 armhf\nComponents: main\nSHA256:\n",
-            self.suite
+            "Origin: MicrOS test\nSuite: {}\nCodename: {}\n{}{}Date: Sat, 01 Jan 2028 00:00:00 UTC\nArchitectures: amd64 armhf\nComponents: main\nSHA256:\n",
+            self.aliases.first().unwrap_or(&self.suite),
+            self.codename,
+            if self.all_in_architecture_indexes {
+                "No-Support-for-Architecture-all: Packages\n"
+            } else {
+                ""
+            },
+            self.point_release
+                .as_ref()
+                .map(|v| format!("Version: {v}\n"))
+                .unwrap_or_default(),
         );
         let mut names: Vec<&String> = indexes.keys().collect();
         names.sort();
-        for architecture in names {
-            let compressed = xz(indexes[architecture].as_bytes());
-            let path = format!("main/binary-{architecture}/Packages.xz");
-            write(
-                &root.join("dists").join(&self.suite).join(&path),
-                &compressed,
-            );
+        let compressed: Vec<(String, Vec<u8>)> = names
+            .into_iter()
+            .map(|architecture| {
+                (
+                    format!("main/binary-{architecture}/Packages.xz"),
+                    xz(indexes[architecture].as_bytes()),
+                )
+            })
+            .collect();
+        for (path, bytes) in &compressed {
             release.push_str(&format!(
                 " {} {} {path}\n",
-                hex::encode(Sha256::digest(&compressed)),
-                compressed.len()
+                hex::encode(Sha256::digest(bytes)),
+                bytes.len()
             ));
         }
         let signed = CleartextSignedMessage::sign(
@@ -189,10 +227,13 @@ impl TestArchive {
         )
         .expect("signing");
         let armored = signed.to_armored_string(Default::default()).expect("armor");
-        write(
-            &root.join("dists").join(&self.suite).join("InRelease"),
-            armored.as_bytes(),
-        );
+        for name in std::iter::once(&self.suite).chain(&self.aliases) {
+            let dists = root.join("dists").join(name);
+            for (path, bytes) in &compressed {
+                write(&dists.join(path), bytes);
+            }
+            write(&dists.join("InRelease"), armored.as_bytes());
+        }
     }
 
     /// The public key as a keyring file.

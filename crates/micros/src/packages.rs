@@ -8,15 +8,23 @@ use micros_debian::archive::{Source, DEFAULT_KEYRING};
 use micros_debian::cache::Cache;
 use micros_debian::fetch::Fetcher;
 use micros_debian::lock::Lock;
-use micros_debian::resolve::{resolve, LockMode, Resolved, Wanted};
+use micros_debian::resolve::{fetch_packages, resolve, LockMode, Resolved, Wanted};
 use micros_debian::sources::{find_mirror, Mirror};
 
-/// The lock file of the configuration at `config`.
+/// The lock file of the configuration at `config`: one lock per
+/// configuration file, so that several configurations can share a
+/// directory. `system.ncl`, the default configuration, has `micros.lock`
+/// (as `Cargo.toml` has `Cargo.lock`); any other `NAME.ncl` has
+/// `NAME.lock` beside it.
 pub fn lock_path(config: &Path) -> PathBuf {
-    config
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("micros.lock")
+    let dir = config.parent().unwrap_or(Path::new("."));
+    let name = config.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    match name.strip_suffix(".ncl") {
+        Some(stem) if name != super::commands::DEFAULT_CONFIG && !stem.is_empty() => {
+            dir.join(format!("{stem}.lock"))
+        }
+        _ => dir.join("micros.lock"),
+    }
 }
 
 /// The packages the configuration asks for: `environment.packages`, the
@@ -79,6 +87,27 @@ pub struct Locked {
     pub fetcher: Fetcher,
     pub cache: Cache,
     pub lock_path: PathBuf,
+    /// A snapshot archive's base URL: `packages.source.snapshot`, else
+    /// `MICROS_SNAPSHOT`.
+    pub snapshot: Option<String>,
+}
+
+impl Locked {
+    /// Every locked `.deb` in the cache, downloaded where missing (from
+    /// the snapshot archive for what the mirror dropped, said in a line).
+    pub fn fetch(&self) -> anyhow::Result<Vec<PathBuf>> {
+        let files = fetch_packages(
+            &self.resolved.lock,
+            &self.fetcher,
+            &self.cache,
+            &Bar::new("packages"),
+            self.snapshot.as_deref(),
+        )?;
+        if let Some(note) = &files.note {
+            eprintln!("note: {note}");
+        }
+        Ok(files.paths)
+    }
 }
 
 pub fn resolve_config(
@@ -107,14 +136,25 @@ pub fn resolve_config(
         &cache,
         &Bar::new("indexes"),
     )?;
+    if let Some(note) = &resolved.note {
+        eprintln!("note: {note}");
+    }
     if resolved.changed {
         write_lock(&lock_path, &resolved.lock)?;
     }
+    let snapshot = config
+        .packages
+        .source
+        .snapshot
+        .clone()
+        .or_else(|| std::env::var("MICROS_SNAPSHOT").ok())
+        .filter(|url| !url.trim().is_empty());
     Ok(Locked {
         resolved,
         fetcher,
         cache,
         lock_path,
+        snapshot,
     })
 }
 
@@ -164,6 +204,12 @@ impl micros_debian::fetch::Progress for Bar {
     fn advance(&self, bytes: u64) {
         if let Some(bar) = &self.0 {
             bar.inc(bytes);
+        }
+    }
+
+    fn rewind(&self, bytes: u64) {
+        if let Some(bar) = &self.0 {
+            bar.dec(bytes);
         }
     }
 

@@ -154,3 +154,111 @@ fn no_mirror_says_how_to_set_one() {
         text(&output.stderr)
     );
 }
+
+#[test]
+fn each_configuration_file_has_its_own_lock() {
+    let project = project();
+    // Two configurations in one directory: system.ncl keeps micros.lock,
+    // another file NAME.ncl gets NAME.lock, and neither disturbs the other.
+    let system = std::fs::read_to_string(project.path("system.ncl")).unwrap();
+    std::fs::write(
+        project.path("htop.ncl"),
+        system.replace("{  }", "{ environment.packages.htop = true }"),
+    )
+    .unwrap();
+    ok(&project.micros(&["lock"]));
+    let stdout = ok(&project.micros(&["lock", "htop.ncl"]));
+    assert!(stdout.contains("wrote htop.lock"), "{stdout}");
+    let htop = std::fs::read_to_string(project.path("htop.lock")).unwrap();
+    assert!(htop.contains("name = \"htop\""), "{htop}");
+    let system_lock = lock_text(&project).unwrap();
+    assert!(!system_lock.contains("name = \"htop\""), "{system_lock}");
+    // Both stay up to date: building one does not rewrite the other's.
+    assert!(ok(&project.micros(&["lock", "--locked"])).starts_with("up to date:"));
+    assert!(ok(&project.micros(&["lock", "--locked", "htop.ncl"])).starts_with("up to date:"));
+}
+
+#[test]
+fn a_suite_caught_mid_update_is_locked_through_its_alias_and_said_in_one_line() {
+    let mut archive = TestArchive::new("trixie");
+    archive.aliases = vec!["stable".to_owned()];
+    archive.point_release = Some("13.7".to_owned());
+    archive
+        .add(TestPackage::new("libc6", "2.41-12"))
+        .add(TestPackage::new("busybox-static", "1:1.37.0-6"))
+        .add(TestPackage::new("runit", "2.2.0-3").field("Depends", "libc6"))
+        .add(TestPackage::new("linux-image-test", "6.12"));
+    let project = ArchiveProject::new(archive, "");
+    let config = std::fs::read_to_string(project.path("system.ncl")).unwrap();
+    std::fs::write(
+        project.path("system.ncl"),
+        config.replace("suite = \"testing\"", "suite = \"trixie\""),
+    )
+    .unwrap();
+    project.archive.set_fault(
+        "dists/trixie/main/binary-amd64/Packages.xz",
+        Some(micros_test_archive::Fault::Corrupt),
+    );
+    let output = project.micros(&["lock"]);
+    let stdout = ok(&output);
+    let notes: Vec<String> = text(&output.stderr)
+        .lines()
+        .filter(|l| l.starts_with("note:"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        notes,
+        ["note: dists/trixie is in the middle of an update on this mirror: read trixie 13.7 through dists/stable, which is consistent"]
+    );
+    assert!(
+        stdout.contains("locked 4 packages for amd64 from trixie 13.7"),
+        "{stdout}"
+    );
+    let lock = lock_text(&project).unwrap();
+    assert!(
+        lock.contains("suite = \"trixie\"\nrelease = \"13.7\"\n"),
+        "{lock}"
+    );
+    // With the lock in place, a build reads no index at all.
+    let before = project.archive.requests().len();
+    ok(&project.micros(&["lock", "--locked"]));
+    assert_eq!(project.archive.requests().len(), before);
+}
+
+#[test]
+fn a_package_the_mirror_dropped_is_fetched_from_the_configured_snapshot() {
+    let project = project();
+    ok(&project.micros(&["lock"]));
+    let pool = project.archive.deb_path("busybox-static");
+    let deb = std::fs::read(project.archive.root().join(&pool)).unwrap();
+    std::fs::remove_file(project.archive.root().join(&pool)).unwrap();
+
+    // No snapshot archive configured: the error names the package and
+    // how to configure one.
+    let output = project.micros(&["fetch"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("busybox-static 1:1.37.0-6"), "{stderr}");
+    assert!(stderr.contains("packages.source.snapshot"), "{stderr}");
+
+    // The test Release's date is Sat, 01 Jan 2028 00:00:00 UTC.
+    let copy = project
+        .archive
+        .root()
+        .join("snapshot/20280101T000000Z")
+        .join(&pool);
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::write(&copy, &deb).unwrap();
+    project.write_config(&format!(
+        "packages.source.snapshot = \"{}/snapshot\"",
+        project.url
+    ));
+    let output = project.micros(&["fetch", "--locked"]);
+    let stdout = ok(&output);
+    assert!(stdout.contains("4 packages"), "{stdout}");
+    assert!(
+        text(&output.stderr).contains("note: the mirror no longer has busybox-static 1:1.37.0-6: fetched from the snapshot archive at 20280101T000000Z"),
+        "{}",
+        text(&output.stderr)
+    );
+}

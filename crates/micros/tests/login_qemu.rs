@@ -6,9 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod support;
-use support::{
-    boot_session, build, emulator_stopped, free_port, micros, project, shown, suite, text, Vm,
-};
+use support::{boot_session, build, emulator_stopped, free_port, micros, project, shown, text, Vm};
 
 /// An ed25519 key pair made by `ssh-keygen` in `dir`: (private key path,
 /// public key line).
@@ -115,8 +113,7 @@ fn needs_network_and_qemu_the_sshd_example_lets_a_key_in_and_nothing_else() {
     let (key, public) = keypair(dir.path(), "good");
     let (wrong, _) = keypair(dir.path(), "wrong");
     let port = free_port();
-    // The example as a user would edit it: their key, a free port (and the
-    // suite this mirror serves consistently).
+    // The example as a user would edit it: their key, a free port.
     let example = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sshd.ncl"),
     )
@@ -134,14 +131,7 @@ fn needs_network_and_qemu_the_sshd_example_lets_a_key_in_and_nothing_else() {
     }
     let config = example
         .replace(placeholder, &public)
-        .replace("host = 2222", &format!("host = {port}"))
-        .replace(
-            "networking.hostName = \"micros-ssh\",",
-            &format!(
-                "networking.hostName = \"micros-ssh\", packages.source.suite = \"{}\",",
-                suite()
-            ),
-        );
+        .replace("host = 2222", &format!("host = {port}"));
     std::fs::write(dir.path().join("system.ncl"), config).unwrap();
     build(dir.path(), "result");
 

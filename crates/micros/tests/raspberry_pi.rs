@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod support;
-use support::{micros, shown, suite, text, Vm};
+use support::{micros, shown, text, Vm};
 
 fn run(command: &mut Command) -> String {
     let output = command
@@ -70,15 +70,7 @@ fn needs_network_the_seed_example_builds_a_card_for_its_pi_2() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/seed-rpi.ncl"),
     )
     .unwrap();
-    assert!(seed.contains("not-os.rpi1 = true,"));
-    let config = seed.replace(
-        "not-os.rpi1 = true,",
-        &format!(
-            "not-os.rpi1 = true, packages.source.suite = \"{}\",",
-            suite()
-        ),
-    );
-    let (dir, stderr) = build_card(&config);
+    let (dir, stderr) = build_card(&seed);
     // The seed's combination builds, and says what a Pi 1 needs.
     assert!(
         stderr.contains("a Pi 1 or Zero cannot run that userland")
@@ -159,15 +151,13 @@ fn boots_from_its_card(
     let (dir, _) = build_card(&format!(
         r#"let micros = import "micros" in
 micros.system {{ modules = [ micros.profiles.minimal, {{
-  packages.source.suite = "{}",
   platform.host = "{host}",
   hardware.raspberryPi.{model} = true,
   image.disk.dataPartition = {data},
   image.disk.dataPartitionSize = "96M",
   runit.services.hello = {{ oneshot = true, command = "sh -c 'echo MARKER-CARD $(uname -m) uptime $(cut -d\" \" -f1 /proc/uptime) $(grep -o \"root=[^ ]*\" /proc/cmdline) END'" }},
 }} ] }}
-"#,
-        suite()
+"#
     ));
     let boot = boot_partition(dir.path());
     let kernel = card_file(&boot, kernel, dir.path());
@@ -259,12 +249,10 @@ fn needs_network_an_rpi1_card_has_the_armel_kernel_and_pi_1_trees() {
     let (dir, stderr) = build_card(&format!(
         r#"let micros = import "micros" in
 micros.system {{ modules = [ micros.profiles.minimal, {{
-  packages.source.suite = "{}",
   platform.host = "armv6l-linux",
   hardware.raspberryPi.rpi1 = true,
 }} ] }}
-"#,
-        suite()
+"#
     ));
     assert!(!stderr.contains("cannot run that userland"), "{stderr}");
     let boot = boot_partition(dir.path());

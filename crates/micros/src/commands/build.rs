@@ -3,10 +3,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use micros_debian::resolve::{fetch_packages, LockMode};
+use micros_debian::resolve::LockMode;
 use micros_system::build::{build, Attribute, Built};
 
-use crate::packages::{self, human, Bar};
+use crate::packages::{self, human};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -62,28 +62,23 @@ pub fn build_system(args: &Args) -> anyhow::Result<(micros_config::Config, Built
     } else {
         LockMode::Normal
     };
-    let packages::Locked {
-        resolved,
-        fetcher,
-        cache,
-        lock_path,
-    } = packages::resolve_config(
+    let locked = packages::resolve_config(
         config,
         &args.file,
         mode,
         args.offline,
         args.mirror.as_deref(),
     )?;
-    if resolved.changed {
-        eprintln!("wrote {}", lock_path.display());
+    if locked.resolved.changed {
+        eprintln!("wrote {}", locked.lock_path.display());
     }
-    let debs = fetch_packages(&resolved.lock, &fetcher, &cache, &Bar::new("packages"))?;
+    let debs = locked.fetch()?;
     let built = build(
         config,
         Path::new(&args.file),
-        &resolved.lock,
+        &locked.resolved.lock,
         &debs,
-        &cache,
+        &locked.cache,
         attribute,
         &args.out,
     )?;

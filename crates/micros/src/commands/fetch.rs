@@ -2,9 +2,9 @@
 //! later builds work offline.
 use std::path::PathBuf;
 
-use micros_debian::resolve::{fetch_packages, LockMode};
+use micros_debian::resolve::LockMode;
 
-use crate::packages::{self, human, Bar};
+use crate::packages::{self, human};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,28 +26,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         LockMode::Normal
     };
-    let packages::Locked {
-        resolved,
-        fetcher,
-        cache,
-        lock_path,
-    } = packages::resolve_config(
+    let locked = packages::resolve_config(
         &evaluation.config,
         &args.file,
         mode,
         false,
         args.mirror.as_deref(),
     )?;
-    if resolved.changed {
-        println!("wrote {}", lock_path.display());
+    if locked.resolved.changed {
+        println!("wrote {}", locked.lock_path.display());
     }
-    let paths = fetch_packages(&resolved.lock, &fetcher, &cache, &Bar::new("packages"))?;
-    let bytes: u64 = resolved.lock.packages.iter().map(|p| p.size).sum();
+    let paths = locked.fetch()?;
+    let bytes: u64 = locked.resolved.lock.packages.iter().map(|p| p.size).sum();
     println!(
         "{} packages ({}) are in the cache at {}",
         paths.len(),
         human(bytes),
-        cache.root().display()
+        locked.cache.root().display()
     );
     Ok(())
 }

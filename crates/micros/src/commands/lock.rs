@@ -57,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         lock.packages.len(),
         lock.architecture,
-        lock.suite,
+        lock.describe(),
         lock.date,
         human(download),
         human(installed)

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use micros_debian::lock::Lock;
-use micros_debian::resolve::{fetch_packages, LockMode};
+use micros_debian::resolve::LockMode;
 
-use crate::packages::{self, human, Bar};
+use crate::packages::{self, human};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,7 +26,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let lock = &locked.resolved.lock;
     if args.target.starts_with('/') {
-        let debs = fetch_packages(lock, &locked.fetcher, &locked.cache, &Bar::new("packages"))?;
+        let debs = locked.fetch()?;
         let (tree, names) =
             micros_system::build::root_tree(config, &args.file, lock, &debs, &locked.cache)?;
         print!("{}", explain_path(config, &tree, &names, &args.target)?);

@@ -1,12 +1,12 @@
 //! What the tests that build with the real `micros` binary and boot the
-//! result under QEMU share: the project directory, the cache, the suite,
+//! result under QEMU share: the project directory, the cache,
 //! and a running guest whose serial console the test reads and types into.
 #![allow(dead_code)] // Each test binary uses a different part.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub fn cache() -> PathBuf {
@@ -50,34 +50,12 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// `trixie`, or `stable` (checked to be trixie) while this project's
-/// mirror serves dists/trixie mid-update.
-pub fn suite() -> &'static str {
-    static SUITE: OnceLock<&'static str> = OnceLock::new();
-    SUITE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("system.ncl"), "let micros = import \"micros\" in micros.system { modules = [ micros.profiles.minimal ] }").unwrap();
-        let output = micros(&["lock"], dir.path());
-        if output.status.success() {
-            return "trixie";
-        }
-        let stderr = text(&output.stderr);
-        assert!(
-            stderr.contains("middle of an update"),
-            "cannot lock (these tests need Debian's archive):\n{stderr}"
-        );
-        eprintln!("note: dists/trixie is mid-update on this mirror; using dists/stable");
-        "stable"
-    })
-}
-
 /// A project directory with `system.ncl` made of the minimal and QEMU
 /// profiles and `modules` (Nickel).
 pub fn project(modules: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "let micros = import \"micros\" in\nmicros.system {{ modules = [\n  micros.profiles.minimal,\n  micros.profiles.qemu,\n  {{ packages.source.suite = \"{}\" }},\n{modules}\n] }}\n",
-        suite()
+        "let micros = import \"micros\" in\nmicros.system {{ modules = [\n  micros.profiles.minimal,\n  micros.profiles.qemu,\n{modules}\n] }}\n"
     );
     std::fs::write(dir.path().join("system.ncl"), config).unwrap();
     dir
