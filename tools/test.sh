@@ -31,5 +31,14 @@ if ! "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1; then
 fi
 export MICROS_ZIG="$zig_venv/bin/python -m ziglang"
 
+# Every QEMU start is a line in this ledger (the tests' support code writes
+# it): how many boots were started again because the emulator brought the
+# guest down is part of the summary.
+ledger="${CARGO_TARGET_DIR:-target}/tmp/qemu-boots.log"
+mkdir -p "$(dirname "$ledger")" && : > "$ledger"
+
 # --no-fail-fast: every failing test binary is reported, not only the first.
-cargo test --workspace --locked --no-fail-fast "$@"
+status=0
+cargo test --workspace --locked --no-fail-fast "$@" || status=$?
+echo "QEMU boots: $(grep -c '^boot' "$ledger" || true) started, $(grep -c '^retry' "$ledger" || true) of them again because the emulator brought a guest down"
+exit "$status"

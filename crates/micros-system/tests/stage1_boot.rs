@@ -178,12 +178,28 @@ fn boot(images: &Images, cmdline: &str, until: &str, timeout: Duration) -> Strin
         if !emulator || attempt == 3 {
             return console;
         }
+        record_boot("retry");
         eprintln!("note: the emulator crashed the kernel in early boot; booting again");
     }
     unreachable!()
 }
 
+/// Counts QEMU starts in the ledger `tools/test.sh` sums up (the same file
+/// as crates/micros/tests/support's `boot_ledger`).
+fn record_boot(what: &str) {
+    use std::io::Write as _;
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-boots.log");
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(file, "{what} stage1_boot");
+    }
+}
+
 fn boot_once(images: &Images, cmdline: &str, until: &str, timeout: Duration) -> String {
+    record_boot("boot");
     let mut child = Command::new("qemu-system-x86_64")
         .args([
             "-accel",

@@ -204,6 +204,7 @@ fn needs_network_single_artifacts_and_a_failed_build_keeps_the_previous_result()
 fn needs_network_and_qemu_micros_run_boots_on_the_terminal_and_says_how() {
     let dir = project("  { runit.services.bye = { oneshot = true, command = \"sh -c 'echo MARKER-RUN; /usr/sbin/poweroff'\" } },");
     let run = || {
+        support::record_boot();
         Command::new(env!("CARGO_BIN_EXE_micros"))
             .args(["run"])
             .current_dir(dir.path())
@@ -219,7 +220,7 @@ fn needs_network_and_qemu_micros_run_boots_on_the_terminal_and_says_how() {
         if !emulator_fault(&text(&output.stdout)) {
             break;
         }
-        eprintln!("note: the emulator crashed the kernel in early boot; running again");
+        support::booting_again("the emulator crashed the kernel in early boot");
         output = run();
     }
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));

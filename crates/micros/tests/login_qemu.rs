@@ -99,7 +99,7 @@ fn boot_until_ssh(
                 if attempt == 3 || !exit.is_some_and(|code| emulator_stopped(&console, code)) {
                     panic!("{why}");
                 }
-                eprintln!("note: the guest stopped under the emulator; booting again:\n{why}");
+                support::booting_again(&format!("the guest stopped under the emulator:\n{why}"));
                 crashed.push_str(&console);
             }
         }

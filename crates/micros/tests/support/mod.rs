@@ -22,6 +22,36 @@ pub fn micros(args: &[&str], dir: &Path) -> Output {
         .expect("run micros")
 }
 
+/// Every QEMU start of the suite is a line in this file (`boot`, or
+/// `retry` for a boot started again because the emulator brought the
+/// previous one down); `tools/test.sh` counts them after the run.
+pub fn boot_ledger() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-boots.log")
+}
+
+fn record(what: &str) {
+    use std::io::Write as _;
+    let line = format!("{what} {}\n", std::env::args().next().unwrap_or_default());
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(boot_ledger())
+    {
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
+/// Counts a QEMU start that does not go through [`Vm::start_command`].
+pub fn record_boot() {
+    record("boot");
+}
+
+/// Says why a boot is run again, and counts it.
+pub fn booting_again(why: &str) {
+    record("retry");
+    eprintln!("note: {why}; booting again");
+}
+
 /// A console for a failure message: its last lines, where the trouble
 /// usually is (CI shows the head of a long message), and the whole of it
 /// saved in the target directory.
@@ -121,10 +151,10 @@ impl Vm {
                 return vm;
             }
             earlier = std::mem::take(&mut vm.earlier) + &console;
-            eprintln!(
-                "note: the emulator brought the guest down before runit started; booting again:\n{}",
+            booting_again(&format!(
+                "the emulator brought the guest down before runit started:\n{}",
                 shown(&console)
-            );
+            ));
         }
         unreachable!()
     }
@@ -144,6 +174,7 @@ impl Vm {
         let turn = ONE_AT_A_TIME
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        record("boot");
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -287,10 +318,10 @@ pub fn boot_session(dir: &Path, session: impl Fn(&mut Vm)) {
         if attempt == 3 || !exit.is_some_and(|code| emulator_stopped(&console, code)) {
             std::panic::resume_unwind(failure);
         }
-        eprintln!(
-            "note: the emulator brought the guest down; booting again:\n{}",
+        booting_again(&format!(
+            "the emulator brought the guest down:\n{}",
             shown(&console)
-        );
+        ));
     }
 }
 
@@ -313,10 +344,10 @@ pub fn boot(dir: &Path, extra: &[&str], until: &str, timeout: Duration) -> Boot 
         if !(emulator_fault(&result.console) || stopped) || attempt == 3 {
             return result;
         }
-        eprintln!(
-            "note: the emulator brought the guest down; booting again:\n{}",
+        booting_again(&format!(
+            "the emulator brought the guest down:\n{}",
             shown(&result.console)
-        );
+        ));
     }
     unreachable!()
 }
