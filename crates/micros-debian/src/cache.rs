@@ -6,23 +6,28 @@
 //! ├── CACHEDIR.TAG           (backup tools skip the directory)
 //! ├── debs-v1/<sha256>       .deb files, named by their SHA-256
 //! ├── indexes-v1/<sha256>    compressed Packages indexes, by SHA-256
-//! ├── releases-v1/<key>      the last verified InRelease text per suite,
-//! │                          mirror and keyring (for offline lock extension)
 //! ├── data-v1/<sha256>.tar   decompressed data.tar of a .deb, which tree
 //! │                          entries point into
 //! └── kvm-v1/<sha256>        whether KVM boots that kernel here (micros run)
 //! ```
 //!
-//! Entries are written to a temporary file in the same directory, synced
-//! and renamed into place, so a reader sees a whole entry or none, and two
-//! processes writing the same entry both write the same bytes. Every entry
-//! is checked against its hash when used; a corrupt or truncated one is
-//! deleted and fetched again.
+//! Entries are named by a [`Sha256`] and nothing else, so no name from a
+//! lock or an index can point outside these directories. They are written
+//! to a temporary file in the same directory, synced and renamed into
+//! place, so a reader sees a whole entry or none, and two processes writing
+//! the same entry both write the same bytes. Downloads are checked against
+//! their hash when used; a corrupt or truncated one is deleted and fetched
+//! again. A `data-v1` entry is not hashed again: it is written only from a
+//! `.deb` just verified, and only by renaming a complete file, so it can
+//! be wrong only if something else changes the cache directory (which is
+//! the user's own, like `~/.cargo`).
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sha2::{Digest, Sha256};
+use sha2::Digest;
+
+use crate::digest::Sha256;
 
 const TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n# This directory is a cache made by micros (MicrOS).\n# For information about cache directory tags see https://bford.info/cachedir/\n";
 
@@ -55,7 +60,6 @@ pub struct Cache {
 pub enum Bucket {
     Debs,
     Indexes,
-    Releases,
     Data,
     Kvm,
 }
@@ -65,7 +69,6 @@ impl Bucket {
         match self {
             Bucket::Debs => "debs-v1",
             Bucket::Indexes => "indexes-v1",
-            Bucket::Releases => "releases-v1",
             Bucket::Data => "data-v1",
             Bucket::Kvm => "kvm-v1",
         }
@@ -101,16 +104,21 @@ impl Cache {
         &self.root
     }
 
-    pub fn path(&self, bucket: Bucket, name: &str) -> PathBuf {
-        self.root.join(bucket.dir()).join(name)
+    /// Where the entry `key` of `bucket` lives.
+    pub fn path(&self, bucket: Bucket, key: &Sha256) -> PathBuf {
+        let dir = self.root.join(bucket.dir());
+        match bucket {
+            Bucket::Data => dir.join(format!("{key}.tar")),
+            _ => dir.join(key.as_str()),
+        }
     }
 
     /// The entry `sha256` in `bucket` if it is there and intact; a damaged
     /// entry is removed so that it is fetched again.
-    pub fn get_verified(&self, bucket: Bucket, sha256: &str, size: u64) -> Option<PathBuf> {
+    pub fn get_verified(&self, bucket: Bucket, sha256: &Sha256, size: u64) -> Option<PathBuf> {
         let path = self.path(bucket, sha256);
         let metadata = std::fs::metadata(&path).ok()?;
-        if metadata.len() == size && hash_file(&path).ok().as_deref() == Some(sha256) {
+        if metadata.len() == size && hash_file(&path).ok().as_ref() == Some(sha256) {
             return Some(path);
         }
         let _ = std::fs::remove_file(&path);
@@ -118,18 +126,20 @@ impl Cache {
     }
 
     /// A writer for a new entry; [`PendingEntry::commit`] renames it into place.
-    pub fn create(&self, bucket: Bucket, name: &str) -> Result<PendingEntry, CacheError> {
+    pub fn create(&self, bucket: Bucket, key: &Sha256) -> Result<PendingEntry, CacheError> {
+        let path = self.path(bucket, key);
         let dir = self.root.join(bucket.dir());
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        PendingEntry::new(dir.join(name))
+        PendingEntry::new(path)
     }
 
-    pub fn write(&self, bucket: Bucket, name: &str, bytes: &[u8]) -> Result<PathBuf, CacheError> {
-        let dir = self.root.join(bucket.dir());
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let path = dir.join(name);
-        write_atomic(&path, bytes)?;
-        Ok(path)
+    pub fn write(&self, bucket: Bucket, key: &Sha256, bytes: &[u8]) -> Result<PathBuf, CacheError> {
+        let mut entry = self.create(bucket, key)?;
+        entry
+            .file()
+            .write_all(bytes)
+            .map_err(io(&entry.temporary))?;
+        entry.commit()
     }
 }
 
@@ -201,9 +211,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
     Ok(())
 }
 
-pub fn hash_file(path: &Path) -> std::io::Result<String> {
+pub fn hash_file(path: &Path) -> std::io::Result<Sha256> {
     let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
+    let mut hasher = sha2::Sha256::new();
     let mut buffer = vec![0; 1 << 16];
     loop {
         let n = file.read(&mut buffer)?;
@@ -212,11 +222,7 @@ pub fn hash_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buffer[..n]);
     }
-    Ok(hex::encode(hasher.finalize()))
-}
-
-pub fn hash_bytes(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    Ok(Sha256::from_hasher(hasher))
 }
 
 #[cfg(test)]
@@ -228,7 +234,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path().join("c")).unwrap();
         assert!(dir.path().join("c/CACHEDIR.TAG").exists());
-        let sha = hash_bytes(b"hello");
+        let sha = Sha256::of(b"hello");
         cache.write(Bucket::Debs, &sha, b"hello").unwrap();
         assert!(cache.get_verified(Bucket::Debs, &sha, 5).is_some());
         std::fs::write(cache.path(Bucket::Debs, &sha), b"hellO").unwrap();
@@ -244,7 +250,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path().to_owned()).unwrap();
         {
-            let mut entry = cache.create(Bucket::Debs, "x").unwrap();
+            let mut entry = cache.create(Bucket::Debs, &Sha256::of(b"x")).unwrap();
             entry.write_all(b"partial").unwrap();
         }
         let left: Vec<_> = std::fs::read_dir(dir.path().join("debs-v1"))

@@ -13,6 +13,7 @@ use micros_image::tree::{Content, Entry, Kind, Tree, TreeError, TreePath};
 
 use crate::ar::{self, ArError};
 use crate::cache::{Bucket, Cache, CacheError};
+use crate::digest::Sha256;
 use crate::tar::{self, EntryKind, TarError};
 
 #[derive(Debug, thiserror::Error)]
@@ -92,9 +93,9 @@ pub fn data_tar(
     cache: &Cache,
     package: &str,
     deb: &Path,
-    deb_sha256: &str,
+    deb_sha256: &Sha256,
 ) -> Result<PathBuf, DebError> {
-    let target = cache.path(Bucket::Data, &format!("{deb_sha256}.tar"));
+    let target = cache.path(Bucket::Data, deb_sha256);
     if target.exists() {
         return Ok(target);
     }
@@ -132,7 +133,7 @@ pub fn data_tar(
             })
         }
     };
-    let mut entry = cache.create(Bucket::Data, &format!("{deb_sha256}.tar"))?;
+    let mut entry = cache.create(Bucket::Data, deb_sha256)?;
     std::io::copy(&mut reader, entry.file()).map_err(|source| DebError::Decompress {
         package: package.to_owned(),
         member: data.name.clone(),
@@ -311,7 +312,9 @@ mod tests {
         let cache = Cache::open(dir.path().join("cache")).unwrap();
         let path = dir.path().join("x.deb");
         std::fs::write(&path, deb("data.tar.lz4", b"whatever")).unwrap();
-        let error = data_tar(&cache, "x", &path, "abc").unwrap_err().to_string();
+        let error = data_tar(&cache, "x", &path, &Sha256::of(b"abc"))
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("data.tar.lz4 uses a compression MicrOS does not know"),
             "{error}"
@@ -320,7 +323,13 @@ mod tests {
         for (index, evil) in ["./../../etc/passwd", "/etc/passwd"].iter().enumerate() {
             let archive = tar::build(&[(evil, '0', 0o644, b"root::0:0", "")]);
             std::fs::write(&path, deb("data.tar", &archive)).unwrap();
-            let tar = data_tar(&cache, "evil", &path, &format!("evil{index}")).unwrap();
+            let tar = data_tar(
+                &cache,
+                "evil",
+                &path,
+                &Sha256::of(format!("evil{index}").as_bytes()),
+            )
+            .unwrap();
             let options = UnpackOptions { merged_usr: false };
             let error = unpack_tar("evil", &tar, &mut Tree::new(), options)
                 .unwrap_err()

@@ -7,16 +7,17 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use crate::cache::{Bucket, Cache, CacheError};
+use crate::digest::Sha256;
 
 /// One file to fetch: a path below the mirror, its size and SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Download {
     pub path: String,
     pub size: u64,
-    pub sha256: String,
+    pub sha256: Sha256,
     /// What it is, for messages: `runit 2.2.0-3`.
     pub label: String,
     /// Who promised the size and hash, for messages: `the signed index`,
@@ -202,7 +203,7 @@ impl Fetcher {
                 .create(bucket, &download.sha256)
                 .map_err(|e| Attempt::Fatal(FetchError::Cache(e)))?;
             let mut reader = self.get(url)?;
-            let mut hasher = Sha256::new();
+            let mut hasher = sha2::Sha256::new();
             let mut received = 0u64;
             let mut buffer = vec![0u8; 1 << 16];
             loop {
@@ -236,7 +237,7 @@ impl Fetcher {
                     promised_by: download.promised_by,
                 });
             }
-            let sha256 = hex::encode(hasher.finalize());
+            let sha256 = Sha256::from_hasher(hasher);
             if sha256 != download.sha256 {
                 return Err(Attempt::Fatal(FetchError::Mismatch {
                     url: url.to_owned(),

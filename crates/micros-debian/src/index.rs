@@ -3,6 +3,7 @@
 use std::io::BufRead;
 
 use crate::deb822;
+use crate::digest::{PoolPath, Sha256};
 use crate::relation::{self, Alternatives, Dependency, RelationError};
 use crate::version::{InvalidVersion, Version};
 
@@ -21,9 +22,9 @@ pub struct Package {
     /// `required`, `important`, `standard`, `optional`, …
     pub priority: Option<String>,
     /// Path of the `.deb` below the archive root: `pool/main/r/runit/…`.
-    pub filename: String,
+    pub filename: PoolPath,
     pub size: u64,
-    pub sha256: String,
+    pub sha256: Sha256,
     /// In KiB, as the index says; 0 when absent.
     pub installed_size: u64,
 }
@@ -143,24 +144,20 @@ fn parse_package(index: &str, paragraph: &deb822::Paragraph<'_>) -> Result<Packa
         package: name.clone(),
         source,
     })?;
-    let sha256 = required("SHA256")?.to_ascii_lowercase();
-    if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(IndexError::Field {
-            index: index.to_owned(),
-            package: name.clone(),
-            field: "SHA256",
-            value: sha256,
-        });
-    }
-    let filename = required("Filename")?.to_owned();
-    if filename.starts_with('/') || filename.split('/').any(|c| c == "..") {
-        return Err(IndexError::Field {
-            index: index.to_owned(),
-            package: name.clone(),
-            field: "Filename",
-            value: filename,
-        });
-    }
+    let sha256 = required("SHA256")?;
+    let sha256 = Sha256::parse(sha256).map_err(|_| IndexError::Field {
+        index: index.to_owned(),
+        package: name.clone(),
+        field: "SHA256",
+        value: sha256.to_owned(),
+    })?;
+    let filename = required("Filename")?;
+    let filename = PoolPath::parse(filename).map_err(|_| IndexError::Field {
+        index: index.to_owned(),
+        package: name.clone(),
+        field: "Filename",
+        value: filename.to_owned(),
+    })?;
     Ok(Package {
         version,
         architecture: required("Architecture")?.to_owned(),
@@ -218,7 +215,7 @@ mod tests {
         let error = parse_packages("idx", "Package: y\nArchitecture: all\n").unwrap_err();
         assert_eq!(error.to_string(), "idx: package y: missing `Version`");
         // Line numbers count from the file's start, not the paragraph's.
-        let text = format!("Package: a\nVersion: 1\nArchitecture: all\nFilename: a.deb\nSize: 1\nSHA256: {}\n\n\nPackage: b\nno colon\n", "1".repeat(64));
+        let text = format!("Package: a\nVersion: 1\nArchitecture: all\nFilename: pool/a.deb\nSize: 1\nSHA256: {}\n\n\nPackage: b\nno colon\n", "1".repeat(64));
         let error = parse_packages("idx", &text).unwrap_err();
         assert_eq!(error.to_string(), "idx: line 10: expected `Field: value`");
     }

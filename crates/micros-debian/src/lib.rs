@@ -9,6 +9,7 @@ pub mod archive;
 pub mod cache;
 pub mod deb;
 pub mod deb822;
+pub mod digest;
 pub mod fetch;
 pub mod index;
 pub mod lock;

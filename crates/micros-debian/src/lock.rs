@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::digest::{PoolPath, Sha256};
+
 /// The format this build writes. Version 1 (no `release`, no `alias`, the
 /// suite as the configuration named it) is still read.
 pub const FORMAT_VERSION: u32 = 2;
@@ -57,10 +59,12 @@ pub struct LockedPackage {
     pub name: String,
     pub version: String,
     pub architecture: String,
-    /// Below the archive root: `pool/main/r/runit/runit_2.2.0-3_amd64.deb`.
-    pub filename: String,
+    /// Below the archive root: `pool/main/r/runit/runit_2.2.0-3_amd64.deb`
+    /// (checked when the lock is read: under `pool/`, no `..`).
+    pub filename: PoolPath,
     pub size: u64,
-    pub sha256: String,
+    /// Checked when the lock is read: 64 hexadecimal digits, never a path.
+    pub sha256: Sha256,
     /// Installed size in KiB, from the index (for size reports).
     pub installed_size: u64,
     /// The dependencies this package needs from the lock (names), for
@@ -212,9 +216,9 @@ mod tests {
                     name: "runit".into(),
                     version: "2.2.0-3".into(),
                     architecture: "amd64".into(),
-                    filename: "pool/main/r/runit/runit_2.2.0-3_amd64.deb".into(),
+                    filename: PoolPath::parse("pool/main/r/runit/runit_2.2.0-3_amd64.deb").unwrap(),
                     size: 10,
-                    sha256: "a".repeat(64),
+                    sha256: Sha256::parse(&"a".repeat(64)).unwrap(),
                     installed_size: 300,
                     depends: vec!["libc6".into()],
                 },
@@ -222,9 +226,9 @@ mod tests {
                     name: "libc6".into(),
                     version: "2.41-12".into(),
                     architecture: "amd64".into(),
-                    filename: "pool/main/g/glibc/libc6_2.41-12_amd64.deb".into(),
+                    filename: PoolPath::parse("pool/main/g/glibc/libc6_2.41-12_amd64.deb").unwrap(),
                     size: 20,
-                    sha256: "b".repeat(64),
+                    sha256: Sha256::parse(&"b".repeat(64)).unwrap(),
                     installed_size: 12000,
                     depends: vec![],
                 },
@@ -280,6 +284,37 @@ mod tests {
         ] {
             assert_eq!(snapshot_timestamp(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn hashes_and_pool_paths_are_checked_where_the_lock_is_read() {
+        let text = sample().render();
+        let hostile = text.replacen(
+            &"a".repeat(64),
+            "../../../../../../home/user/precious-file",
+            1,
+        );
+        let error = Lock::parse("micros.lock", &hostile)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("micros.lock is not a valid lock file"),
+            "{error}"
+        );
+        assert!(error.contains("is not a SHA-256 digest"), "{error}");
+        assert!(error.contains("line "), "the error names the line: {error}");
+        let hostile = text.replacen(
+            "pool/main/r/runit/runit_2.2.0-3_amd64.deb",
+            "pool/../../../etc/shadow",
+            1,
+        );
+        let error = Lock::parse("micros.lock", &hostile)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("is not a path below the archive's pool/"),
+            "{error}"
+        );
     }
 
     #[test]

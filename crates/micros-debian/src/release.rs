@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 
 use crate::deb822;
+use crate::digest::Sha256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileHash {
-    pub sha256: String,
+    pub sha256: Sha256,
     pub size: u64,
 }
 
@@ -60,16 +61,9 @@ impl Release {
             let size = size
                 .parse()
                 .map_err(|_| ReleaseError::BadHashLine(line.to_owned()))?;
-            if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(ReleaseError::BadHashLine(line.to_owned()));
-            }
-            files.insert(
-                path.to_owned(),
-                FileHash {
-                    sha256: sha256.to_ascii_lowercase(),
-                    size,
-                },
-            );
+            let sha256 =
+                Sha256::parse(sha256).map_err(|_| ReleaseError::BadHashLine(line.to_owned()))?;
+            files.insert(path.to_owned(), FileHash { sha256, size });
         }
         let words = |name: &'static str| -> Vec<String> {
             paragraph

@@ -335,7 +335,7 @@ pub fn fetch_packages(
         .packages
         .iter()
         .map(|p| Download {
-            path: p.filename.clone(),
+            path: p.filename.to_string(),
             size: p.size,
             sha256: p.sha256.clone(),
             label: format!("{} {}", p.name, p.version),

@@ -873,13 +873,13 @@ fn failed_attempts_are_taken_back_from_the_progress_total() {
     let perl = &lock.packages[0];
     setup
         .archive
-        .set_fault(&perl.filename, Some(Fault::Truncate(100)));
+        .set_fault(perl.filename.as_str(), Some(Fault::Truncate(100)));
     let progress = Counting::default();
     fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &progress, None).unwrap_err();
     use std::sync::atomic::Ordering::SeqCst;
     assert_eq!(progress.position.load(SeqCst), 0, "nothing was fetched");
     assert!(progress.most.load(SeqCst) as u64 <= progress.total.load(SeqCst));
-    setup.archive.set_fault(&perl.filename, None);
+    setup.archive.set_fault(perl.filename.as_str(), None);
     fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &progress, None).unwrap();
     assert_eq!(progress.position.load(SeqCst) as u64, perl.size);
     assert_eq!(progress.total.load(SeqCst), perl.size);
@@ -915,7 +915,8 @@ fn where_every_index_lists_the_all_packages_binary_all_is_not_read() {
     .unwrap()
     .lock;
     assert_eq!(
-        lock.package("runit-helper").map(|p| p.architecture.as_str()),
+        lock.package("runit-helper")
+            .map(|p| p.architecture.as_str()),
         Some("all")
     );
     assert!(!archive.requests().iter().any(|r| r.contains("binary-all")));

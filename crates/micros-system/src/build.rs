@@ -444,7 +444,7 @@ fn write_artifacts(
         let files = firmware(config, config_dir, &unpacked.firmware_tree)?;
         let mut seed = Sha256::new();
         for package in &lock.packages {
-            seed.update(package.sha256.as_bytes());
+            seed.update(package.sha256.as_str().as_bytes());
         }
         let line = cmdline(config);
         seed.update(line.as_bytes());

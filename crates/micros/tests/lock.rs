@@ -262,3 +262,51 @@ fn a_package_the_mirror_dropped_is_fetched_from_the_configured_snapshot() {
         text(&output.stderr)
     );
 }
+
+#[test]
+fn a_hostile_lock_is_refused_before_it_touches_a_file() {
+    let project = project();
+    ok(&project.micros(&["lock"]));
+    let lock = lock_text(&project).unwrap();
+    // What a malicious repository could commit: a "hash" that walks out
+    // of the cache to a file of the user's. (Before the fix, the cache
+    // took it as an entry name and deleted that "damaged entry".)
+    let victim = project.dir.path().join("precious.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let walk = format!(
+        "{}{}",
+        "../".repeat(30),
+        victim.display().to_string().trim_start_matches('/')
+    );
+    let first_hash = lock
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256 = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+    std::fs::write(
+        project.path("micros.lock"),
+        lock.replacen(&first_hash, &walk, 1),
+    )
+    .unwrap();
+    for args in [&["build", "--offline"][..], &["fetch"][..], &["lock"][..]] {
+        let output = project.micros(args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("is not a valid lock file"), "{stderr}");
+        assert!(stderr.contains("is not a SHA-256 digest"), "{stderr}");
+        assert!(stderr.contains("line "), "names the line: {stderr}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    }
+    // A pool path that climbs out of the mirror is refused the same way.
+    std::fs::write(
+        project.path("micros.lock"),
+        lock.replacen("filename = \"pool/", "filename = \"pool/../../", 1),
+    )
+    .unwrap();
+    let stderr = text(&project.micros(&["fetch"]).stderr);
+    assert!(
+        stderr.contains("is not a path below the archive's pool/"),
+        "{stderr}"
+    );
+}

@@ -61,6 +61,8 @@ fn accelerator(
 ) -> anyhow::Result<(qemu::Accel, String)> {
     let (accel, why) = match built.artifacts.get("kernel") {
         Some((_, sha256)) => {
+            let sha256 = &micros_debian::digest::Sha256::parse(sha256)
+                .context("the kernel's SHA-256 in the manifest")?;
             let cache = micros_debian::cache::Cache::from_environment()?;
             let path = cache.path(micros_debian::cache::Bucket::Kvm, sha256);
             match std::fs::read_to_string(&path).ok().and_then(|v| {
