@@ -19,6 +19,9 @@ pub struct Source {
     pub keyring: PathBuf,
 }
 
+/// The most an `InRelease` may weigh (Debian's are below 1 MB).
+const INRELEASE_LIMIT: u64 = 16 << 20;
+
 /// The host's Debian archive keyring, used when the config names none.
 pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
@@ -145,7 +148,7 @@ fn signed_release(
     fetcher: &Fetcher,
     keyring: &Keyring,
 ) -> Result<Release, ArchiveError> {
-    let inrelease = fetcher.fetch_bytes(&format!("dists/{name}/InRelease"))?;
+    let inrelease = fetcher.fetch_bytes(&format!("dists/{name}/InRelease"), INRELEASE_LIMIT)?;
     let text = String::from_utf8_lossy(&inrelease);
     let signed =
         signature::verify_inrelease(&text, keyring).map_err(|e| ArchiveError::Signature {
@@ -156,6 +159,15 @@ fn signed_release(
         suite: name.to_owned(),
         source: e,
     })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    release
+        .check_valid_at(now)
+        .map_err(|e| ArchiveError::Release {
+            suite: name.to_owned(),
+            source: e,
+        })?;
     if !release.is_for(name) {
         return Err(ArchiveError::NotAsked {
             asked: name.to_owned(),

@@ -114,14 +114,22 @@ impl Fetcher {
         format!("{}/{}", self.mirror, path.trim_start_matches('/'))
     }
 
-    /// Fetches a small file (InRelease) whole, with retries; no hash to check.
-    pub fn fetch_bytes(&self, path: &str) -> Result<Vec<u8>, FetchError> {
+    /// Fetches a small file (InRelease) whole, with retries; no hash to
+    /// check, so no more than `limit` bytes are read: a mirror cannot make
+    /// micros read without end.
+    pub fn fetch_bytes(&self, path: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
         let url = self.url(path);
         self.retry(&url, || {
             let mut body = Vec::new();
             self.get(&url)?
+                .take(limit + 1)
                 .read_to_end(&mut body)
                 .map_err(|e| Attempt::Transient(format!("reading the body: {e}")))?;
+            if body.len() as u64 > limit {
+                return Err(Attempt::Permanent(format!(
+                    "larger than the {limit} bytes such a file may have"
+                )));
+            }
             Ok(body)
         })
     }

@@ -50,6 +50,12 @@ pub enum ResolveError {
     Outdated { what: String },
     #[error("micros.lock is out of date ({what}) and --offline forbids reading the archive\nhint: run `micros lock` once with network access")]
     OfflineOutdated { what: String },
+    #[error("the mirror's Release of {suite} is dated {release}, older than the lock ({lock}): it serves an old signed Release (a stale mirror, or one holding back updates)\nhint: use another mirror")]
+    OlderThanLock {
+        suite: String,
+        release: String,
+        lock: String,
+    },
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     #[error(transparent)]
@@ -161,6 +167,18 @@ pub fn resolve(
         _ => source.clone(),
     };
     let archive = Archive::open(&read, fetcher, cache, progress)?;
+    if let Some(lock) = existing {
+        let date = |text: &str| crate::release::ReleaseDate::parse(text);
+        if let (Some(release), Some(locked)) = (date(&archive.release.date), date(&lock.date)) {
+            if release < locked {
+                return Err(ResolveError::OlderThanLock {
+                    suite: read.suite.clone(),
+                    release: archive.release.date.clone(),
+                    lock: lock.date.clone(),
+                });
+            }
+        }
+    }
     let mut note = archive.read_through.as_ref().map(|through| {
         format!(
             "dists/{} is in the middle of an update on this mirror: read {} through dists/{through}, which is consistent",

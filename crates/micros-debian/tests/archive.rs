@@ -921,3 +921,93 @@ fn where_every_index_lists_the_all_packages_binary_all_is_not_read() {
     );
     assert!(!archive.requests().iter().any(|r| r.contains("binary-all")));
 }
+
+fn resolve_from(
+    archive: &TestArchive,
+    url: &str,
+    suite: &str,
+    lock: Option<&Lock>,
+) -> Result<Lock, ResolveError> {
+    let cache_dir = tempfile::tempdir().unwrap();
+    resolve(
+        &wanted(&["runit", "busybox-static"]),
+        &source(suite, archive),
+        lock,
+        LockMode::Normal,
+        &quick(url),
+        &Cache::open(cache_dir.path().to_owned()).unwrap(),
+        &Silent,
+    )
+    .map(|r| r.lock)
+}
+
+#[test]
+fn a_replayed_expired_release_is_refused() {
+    let mut archive = release_archive("sid");
+    archive.valid_until = Some("Sat, 01 Jan 2000 00:00:00 UTC".to_owned());
+    archive.publish();
+    let url = archive.serve();
+    let error = resolve_from(&archive, &url, "sid", None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("the Release expired on 2000-01-01 00:00:00 UTC"),
+        "{error}"
+    );
+    archive.valid_until = Some("Sat, 01 Jan 2500 00:00:00 UTC".to_owned());
+    archive.publish();
+    resolve_from(&archive, &url, "sid", None).unwrap();
+}
+
+#[test]
+fn another_suites_release_under_the_asked_name_is_refused() {
+    let mut archive = release_archive("trixie");
+    let url = archive.serve();
+    // The mirror answers for forky with trixie's (validly signed) Release.
+    let root = archive.root().join("dists");
+    std::fs::create_dir_all(root.join("forky")).unwrap();
+    std::fs::copy(root.join("trixie/InRelease"), root.join("forky/InRelease")).unwrap();
+    let error = resolve_from(&archive, &url, "forky", None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("dists/forky/InRelease is the Release of another suite (Suite: stable, Codename: trixie)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_release_older_than_the_lock_is_refused() {
+    let mut archive = release_archive("trixie");
+    let url = archive.serve();
+    let lock = resolve_from(&archive, &url, "trixie", None).unwrap();
+    archive.date = "Fri, 01 Jan 2027 00:00:00 UTC".to_owned();
+    archive.publish();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let error = resolve(
+        &wanted(&["runit", "busybox-static", "libc6"]),
+        &source("trixie", &archive),
+        Some(&lock),
+        LockMode::Normal,
+        &quick(&url),
+        &Cache::open(cache_dir.path().to_owned()).unwrap(),
+        &Silent,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("older than the lock"), "{error}");
+}
+
+#[test]
+fn an_inrelease_without_end_is_not_read_whole() {
+    let mut archive = release_archive("trixie");
+    let url = archive.serve();
+    let path = archive.root().join("dists/trixie/InRelease");
+    let mut huge = std::fs::read(&path).unwrap();
+    huge.resize(17 << 20, b'x');
+    std::fs::write(&path, huge).unwrap();
+    let error = resolve_from(&archive, &url, "trixie", None)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("larger than the 16777216 bytes"), "{error}");
+}

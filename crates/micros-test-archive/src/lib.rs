@@ -103,6 +103,10 @@ pub struct TestArchive {
     /// index too, and the Release says so
     /// (`No-Support-for-Architecture-all: Packages`).
     pub all_in_architecture_indexes: bool,
+    /// The Release's `Date:`.
+    pub date: String,
+    /// The Release's `Valid-Until:`, if any.
+    pub valid_until: Option<String>,
     secret: SignedSecretKey,
     packages: Vec<TestPackage>,
     faults: Arc<Mutex<HashMap<String, Fault>>>,
@@ -131,6 +135,8 @@ impl TestArchive {
             aliases: Vec::new(),
             point_release: None,
             all_in_architecture_indexes: false,
+            date: "Sat, 01 Jan 2028 00:00:00 UTC".to_owned(),
+            valid_until: None,
             secret,
             packages: Vec::new(),
             faults: Arc::default(),
@@ -188,17 +194,22 @@ impl TestArchive {
             }
         }
         let mut release = format!(
-            "Origin: MicrOS test\nSuite: {}\nCodename: {}\n{}{}Date: Sat, 01 Jan 2028 00:00:00 UTC\nArchitectures: amd64 armhf\nComponents: main\nSHA256:\n",
+            "Origin: MicrOS test\nSuite: {}\nCodename: {}\n{}{}Date: {}\n{}Architectures: amd64 armhf\nComponents: main\nSHA256:\n",
             self.aliases.first().unwrap_or(&self.suite),
             self.codename,
+            self.point_release
+                .as_ref()
+                .map(|v| format!("Version: {v}\n"))
+                .unwrap_or_default(),
             if self.all_in_architecture_indexes {
                 "No-Support-for-Architecture-all: Packages\n"
             } else {
                 ""
             },
-            self.point_release
+            self.date,
+            self.valid_until
                 .as_ref()
-                .map(|v| format!("Version: {v}\n"))
+                .map(|v| format!("Valid-Until: {v}\n"))
                 .unwrap_or_default(),
         );
         let mut names: Vec<&String> = indexes.keys().collect();
