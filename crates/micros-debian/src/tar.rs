@@ -192,8 +192,14 @@ pub fn entries(
             kind,
             mode: (octal(&header[100..108]).ok_or_else(|| bad("mode is not octal"))? & 0o7777)
                 as u32,
-            uid: octal(&header[108..116]).ok_or_else(|| bad("uid is not octal"))? as u32,
-            gid: octal(&header[116..124]).ok_or_else(|| bad("gid is not octal"))? as u32,
+            // Base-256 numbers can exceed 32 bits: 2^32 must not wrap to
+            // root.
+            uid: octal(&header[108..116])
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| bad("uid is not a 32-bit number"))?,
+            gid: octal(&header[116..124])
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| bad("gid is not a 32-bit number"))?,
             offset: data,
             size,
         });
@@ -300,6 +306,21 @@ mod tests {
         assert_eq!(entries[2].kind, EntryKind::Hardlink("./usr/bin/sv".into()));
         assert_eq!(entries[3].kind, EntryKind::Symlink("usr/bin".into()));
         assert_eq!(entries[4].path, long);
+    }
+
+    #[test]
+    fn ids_past_32_bits_are_refused_not_wrapped_to_root() {
+        let mut archive = build(&[("./a", '0', 0o4755, b"x", "")]);
+        // uid = 2^32 in GNU base-256; the checksum is made again.
+        let mut field = [0u8; 8];
+        field[0] = 0x80;
+        field[3] = 1;
+        archive[108..116].copy_from_slice(&field);
+        archive[148..156].copy_from_slice(b"        ");
+        let sum: u32 = archive[..512].iter().map(|&b| u32::from(b)).sum();
+        archive[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let error = entries_of(&archive).unwrap_err().to_string();
+        assert!(error.contains("uid is not a 32-bit number"), "{error}");
     }
 
     #[test]
