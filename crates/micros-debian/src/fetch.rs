@@ -303,10 +303,13 @@ impl Fetcher {
                 Some(Ok(file)) => fetched.push(file),
                 Some(Err(FetchError::Missing { files, .. })) => missing.extend(files),
                 Some(Err(error)) => return Err(error),
-                None => continue,
+                // Left undone only after another download failed, whose
+                // error is returned; never a gap in the list.
+                None => {}
             }
         }
         if missing.is_empty() {
+            assert_eq!(fetched.len(), downloads.len(), "every download was made");
             Ok(fetched)
         } else {
             Err(FetchError::Missing {

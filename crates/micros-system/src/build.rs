@@ -26,6 +26,8 @@ use crate::rootfs::{self, Package, RootfsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    #[error("the lock has {locked} packages but {fetched} .deb files were given: the files must be the lock's, in its order")]
+    FilesNotLocked { locked: usize, fetched: usize },
     #[error(transparent)]
     Deb(#[from] DebError),
     #[error(transparent)]
@@ -254,6 +256,13 @@ fn unpack(
     let mut kernel_tree = Tree::new();
     let mut firmware_tree = Tree::new();
     let mut data = Vec::new();
+    // Each file is its package's: a shorter list would shift them all.
+    if debs.len() != lock.packages.len() {
+        return Err(BuildError::FilesNotLocked {
+            locked: lock.packages.len(),
+            fetched: debs.len(),
+        });
+    }
     for (package, deb) in lock.packages.iter().zip(debs) {
         let tar = data_tar(cache, &package.name, deb, &package.sha256)?;
         if package.name == "raspi-firmware" {
