@@ -12,24 +12,10 @@ install_packages ca-certificates curl git gcc libc6-dev squashfs-tools cpio dosf
     fdisk gdisk zstd xz-utils attr e2fsprogs openssh-client \
     qemu-system-x86 qemu-system-arm qemu-system-misc
 
-# rustup reads rust-toolchain.toml and installs the pinned toolchain; the
-# musl targets stage 1 is built for are added explicitly (an already
-# installed toolchain does not get them automatically).
-rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
-rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl
-
-# Stage 1 for the 32-bit ARM boards: rustup has no musl standard library
-# for them where MicrOS is developed, so micros-system's build.rs builds it
-# from rust-src (-Zbuild-std) and links with zig, which carries musl for
-# every architecture. zig comes from PyPI (`ziglang`), in a venv of its own.
-rustup component add rust-src >/dev/null 2>&1 || echo "warning: rust-src is not installed: no stage 1 for armv7l/armv6l" >&2
-zig_venv="${XDG_CACHE_HOME:-$HOME/.cache}/micros-tools/zig-0.17.1"
-if ! "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1; then
-    rm -rf "$zig_venv"
-    python3 -m venv "$zig_venv"
-    "$zig_venv/bin/pip" install -q "ziglang==0.17.1"
-fi
-export MICROS_ZIG="$zig_venv/bin/python -m ziglang"
+# rustup reads rust-toolchain.toml and installs the pinned toolchain with
+# its components when it runs cargo below; stage 1 is built from its
+# rust-src, which micros-system's build adds where the toolchain was
+# already installed without it.
 
 # Every QEMU start is a line in this ledger (the tests' support code writes
 # it): how many boots were started again because the emulator brought the

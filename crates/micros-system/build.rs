@@ -1,101 +1,73 @@
-//! Builds `micros-init` (stage 1) as a static musl binary for every platform
-//! MicrOS targets and embeds the binaries, so that building an image for
-//! any board needs nothing but the `micros` binary.
+//! Builds `micros-init` (stage 1) for every platform MicrOS targets and
+//! embeds the binaries, so that building an image for any board needs
+//! nothing but the `micros` binary.
 //!
-//! Each target is built by a nested `cargo build` into its own target
-//! directory under `OUT_DIR` (sharing the outer one would deadlock on its
-//! lock), linked with `rust-lld` so no cross C toolchain is needed.
+//! Stage 1 uses no standard library and no C library (`core`, `alloc` and
+//! raw system calls: crates/micros-init/src/sys.rs), so each target's
+//! `core` and `alloc` are built here from the toolchain's `rust-src`
+//! (`-Zbuild-std`) and linked statically by `rust-lld`: no rustup target,
+//! no cross C toolchain, the same way for every architecture. One nested
+//! `cargo build` builds all targets, into its own target directory under
+//! `OUT_DIR` (sharing the outer one would deadlock on its lock).
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// (MicrOS platform, Rust target, required). The required ones are in
-/// rust-toolchain.toml; the others are built when their standard library
-/// is installed (`rustup target add …`) or, for the 32-bit ARM ones, when
-/// zig is at hand (see [`ZIG_TARGETS`]); images for them fail with a clear
-/// error otherwise.
-const TARGETS: &[(&str, &str, bool)] = &[
-    ("x86_64-linux", "x86_64-unknown-linux-musl", true),
-    ("aarch64-linux", "aarch64-unknown-linux-musl", true),
-    ("armv7l-linux", "armv7-unknown-linux-musleabihf", false),
-    ("armv6l-linux", "arm-unknown-linux-musleabi", false),
-    ("riscv64-linux", "riscv64gc-unknown-linux-musl", false),
+/// (MicrOS platform, Rust target). The Rust target only chooses the
+/// architecture and ABI: nothing of its C library is used.
+const TARGETS: &[(&str, &str)] = &[
+    ("x86_64-linux", "x86_64-unknown-linux-musl"),
+    ("aarch64-linux", "aarch64-unknown-linux-musl"),
+    ("armv7l-linux", "armv7-unknown-linux-musleabihf"),
+    ("armv6l-linux", "arm-unknown-linux-musleabi"),
+    ("riscv64-linux", "riscv64gc-unknown-linux-musl"),
 ];
 
-/// Where rustup cannot install a target's standard library, it is built
-/// from the toolchain's `rust-src` (`-Zbuild-std`) and linked by zig, which
-/// brings musl for every architecture: (Rust target, zig target, CPU).
-/// `MICROS_ZIG` names the zig command (`zig`, or `python3 -m ziglang` from
-/// PyPI's `ziglang`); `tools/test.sh` sets it up.
-const ZIG_TARGETS: &[(&str, &str, &str)] = &[
-    (
-        "armv7-unknown-linux-musleabihf",
-        "arm-linux-musleabihf",
-        "generic+v7a+vfp3d16",
-    ),
-    (
-        "arm-unknown-linux-musleabi",
-        "arm-linux-musleabi",
-        "arm1176jzf_s",
-    ),
-];
-
-/// The zig command, if one is configured and runs.
-fn zig() -> Option<String> {
-    let zig = std::env::var("MICROS_ZIG")
-        .ok()
-        .filter(|z| !z.trim().is_empty())?;
-    let mut words = zig.split_whitespace();
-    let ok = Command::new(words.next()?)
-        .args(words)
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some(zig)
-}
-
-/// Whether the toolchain has the standard library's source (for -Zbuild-std).
-fn has_rust_src() -> bool {
+/// The toolchain's sysroot.
+fn sysroot() -> Option<PathBuf> {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
-    Command::new(rustc)
+    let output = Command::new(rustc)
         .args(["--print", "sysroot"])
         .output()
-        .ok()
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-        .is_some_and(|sysroot| sysroot.join("lib/rustlib/src/rust/library/std").is_dir())
+        .ok()?;
+    Some(PathBuf::from(
+        String::from_utf8_lossy(&output.stdout).trim(),
+    ))
 }
 
-/// A linker for `target`: zig's clang with its own musl, given what rustc
-/// passes minus the flags zig chooses itself.
-fn zig_linker(out: &std::path::Path, zig: &str, zig_target: &str, cpu: &str) -> PathBuf {
-    let path = out.join(format!("link-{zig_target}"));
-    let script = format!(
-        "#!/bin/sh\n# Written by micros-system's build.rs: links micros-init with zig's musl.\n\
-         for arg in \"$@\"; do\n  shift\n  case \"$arg\" in\n    --target=*|-lgcc_s|-lgcc) ;;\n    *) set -- \"$@\" \"$arg\" ;;\n  esac\ndone\n\
-         exec {zig} cc -target {zig_target} -mcpu={cpu} \"$@\"\n"
-    );
-    std::fs::write(&path, script).expect("write the zig linker script");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-        .expect("make the zig linker script executable");
-    path
+fn has_rust_src(sysroot: &Path) -> bool {
+    sysroot.join("lib/rustlib/src/rust/library/core").is_dir()
 }
 
-/// Whether the standard library for `target` is installed.
-fn has_std(target: &str) -> bool {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
-    let Ok(output) = Command::new(rustc)
-        .args(["--print", "target-libdir", "--target", target])
-        .output()
-    else {
-        return false;
+/// Makes sure the toolchain has `rust-src`. rustup installs the components
+/// of rust-toolchain.toml only when it installs the toolchain, so where the
+/// pinned toolchain was already there it may lack it: add it then, as the
+/// README's first command must work on such a machine too.
+fn ensure_rust_src() {
+    let Some(sysroot) = sysroot() else {
+        panic!("cannot ask rustc for its sysroot");
     };
-    let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+    if has_rust_src(&sysroot) {
+        return;
+    }
+    let toolchain = std::env::var("RUSTUP_TOOLCHAIN").ok();
+    if let Some(toolchain) = &toolchain {
+        println!("cargo:warning=adding the rust-src component to the {toolchain} toolchain (stage 1 is built from it): rustup component add rust-src --toolchain {toolchain}");
+        let added = Command::new("rustup")
+            .args(["component", "add", "rust-src", "--toolchain", toolchain])
+            .status()
+            .is_ok_and(|status| status.success());
+        if added && has_rust_src(&sysroot) {
+            return;
+        }
+    }
+    panic!(
+        "building micros-init (stage 1) needs the Rust toolchain's standard library source, which is missing from {}\nhint: run `rustup component add rust-src{}`",
+        sysroot.display(),
+        toolchain
+            .map(|t| format!(" --toolchain {t}"))
+            .unwrap_or_default()
+    );
 }
 
 fn main() {
@@ -109,88 +81,66 @@ fn main() {
         "cargo:rerun-if-changed={}",
         init.join("Cargo.toml").display()
     );
-    println!("cargo:rerun-if-env-changed=MICROS_ZIG");
-    let zig = zig();
-    let rust_src = has_rust_src();
+    ensure_rust_src();
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let target_dir = out.join("micros-init");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut code = String::from("/// Stage 1 for each platform: (platform, static binary).\npub static INIT_BINARIES: &[(&str, &[u8])] = &[\n");
-    for (platform, target, required) in TARGETS {
-        let linker_variable = format!(
-            "CARGO_TARGET_{}_LINKER",
-            target.to_uppercase().replace('-', "_")
-        );
-        let mut command = Command::new(&cargo);
-        let mut linker = std::ffi::OsString::from("rust-lld");
-        // After `build`: cargo ignores these before the subcommand.
-        let mut build_std: Vec<String> = Vec::new();
-        if !required && !has_std(target) {
-            let via_zig = ZIG_TARGETS.iter().find(|z| z.0 == *target);
-            match (via_zig, &zig, rust_src) {
-                (Some((_, zig_target, cpu)), Some(zig), true) => {
-                    linker = zig_linker(&out, zig, zig_target, cpu).into_os_string();
-                    command.env("RUSTC_BOOTSTRAP", "1");
-                    build_std = vec![
-                        "-Zbuild-std=std,panic_abort".to_owned(),
-                        "--config".to_owned(),
-                        format!("target.{target}.rustflags=[\"-C\", \"link-self-contained=no\"]"),
-                    ];
-                }
-                (Some(_), _, _) => {
-                    println!("cargo:warning=micros-init is not built for {platform}: the Rust standard library for {target} is not installed (`rustup target add {target}`), and building it needs zig (MICROS_ZIG) and rust-src");
-                    continue;
-                }
-                (None, _, _) => {
-                    println!("cargo:warning=micros-init is not built for {platform}: the Rust standard library for {target} is not installed (`rustup target add {target}`)");
-                    continue;
-                }
-            }
-        }
-        command
-            .current_dir(&init)
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "micros-init",
-                "--bin",
-                "micros-init",
-                "--target",
-                target,
-            ])
-            .args(&build_std)
-            .arg("--target-dir")
-            .arg(&target_dir)
-            // Small: optimise for size, no unwinding tables, stripped.
-            .args(["--config", "profile.release.opt-level=\"s\""])
-            .args(["--config", "profile.release.lto=true"])
-            .args(["--config", "profile.release.codegen-units=1"])
-            .args(["--config", "profile.release.panic=\"abort\""])
-            .args(["--config", "profile.release.strip=true"])
-            .env(linker_variable, linker);
-        // What the outer build set for itself must not leak into this one.
-        for variable in [
-            "RUSTFLAGS",
-            "CARGO_ENCODED_RUSTFLAGS",
-            "RUSTC_WORKSPACE_WRAPPER",
-            "RUSTC_WRAPPER",
-            "CARGO_BUILD_TARGET",
-            "CARGO_TARGET_DIR",
-            "CARGO_MAKEFLAGS",
-            "MAKEFLAGS",
-            "MFLAGS",
-        ] {
-            command.env_remove(variable);
-        }
-        let status = command.status().expect("run cargo for micros-init");
-        if !status.success() {
-            panic!(
-                "building micros-init for {target} failed.\nhint: the musl targets come from rust-toolchain.toml; if they are missing run `rustup target add {}`",
-                TARGETS.iter().filter(|t| t.2).map(|t| t.1).collect::<Vec<_>>().join(" ")
-            );
-        }
+    let mut command = Command::new(&cargo);
+    command.current_dir(&init).args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "micros-init",
+        "--bin",
+        "micros-init",
+        "--features",
+        "device",
+        // core and alloc from rust-src; memcpy and friends from
+        // compiler-builtins, as there is no C library to bring them.
+        "-Zbuild-std=core,alloc",
+        "-Zbuild-std-features=compiler-builtins-mem",
+    ]);
+    for (_, target) in TARGETS {
+        // Static, not position-independent (nothing would relocate it), no
+        // C runtime start files: `_start` is stage 1's own.
+        command.args(["--target", target, "--config"]).arg(format!(
+            "target.{target}.rustflags=[\"-C\", \"relocation-model=static\", \"-C\", \"link-self-contained=no\", \"-C\", \"linker=rust-lld\"]"
+        ));
+    }
+    command
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // Small: optimise for size, no unwinding, stripped.
+        .args(["--config", "profile.release.opt-level=\"s\""])
+        .args(["--config", "profile.release.lto=true"])
+        .args(["--config", "profile.release.codegen-units=1"])
+        .args(["--config", "profile.release.panic=\"abort\""])
+        .args(["--config", "profile.release.strip=true"])
+        // -Zbuild-std on the pinned stable toolchain.
+        .env("RUSTC_BOOTSTRAP", "1");
+    // What the outer build set for itself must not leak into this one.
+    for variable in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
+        command.env_remove(variable);
+    }
+    let status = command.status().expect("run cargo for micros-init");
+    if !status.success() {
+        panic!("building micros-init (stage 1) failed; see the errors above");
+    }
+    let mut code = String::from(
+        "/// Stage 1 for each platform: (platform, static binary).\npub static INIT_BINARIES: &[(&str, &[u8])] = &[\n",
+    );
+    for (platform, target) in TARGETS {
         let binary = target_dir.join(target).join("release/micros-init");
         writeln!(
             code,

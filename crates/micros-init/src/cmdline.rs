@@ -8,7 +8,8 @@
 //! micros.onfailure=reboot|shell    what a failure does (default reboot)
 //! micros.init=/sbin/runit          what to hand over to (Debian's runit)
 //! ```
-use std::time::Duration;
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
+use core::time::Duration;
 
 use crate::device::{DeviceSpec, InvalidDevice};
 
@@ -46,8 +47,8 @@ pub enum CmdlineError {
     },
 }
 
-impl std::fmt::Display for CmdlineError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for CmdlineError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CmdlineError::MissingRoot => write!(
                 f,
@@ -78,7 +79,7 @@ pub fn words(cmdline: &str) -> Vec<String> {
             }
             c if c.is_whitespace() && !quoted => {
                 if any {
-                    words.push(std::mem::take(&mut current));
+                    words.push(core::mem::take(&mut current));
                     any = false;
                 }
             }

@@ -2,6 +2,7 @@
 //! it: partition UUIDs are read from the partition tables themselves (MBR
 //! disk signature + partition number, or the GPT entry's GUID), since the
 //! kernel does not publish them in sysfs.
+use alloc::{borrow::ToOwned, format, string::String, vec::Vec};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceSpec {
@@ -18,8 +19,8 @@ pub enum InvalidDevice {
     BadPartUuid(String),
 }
 
-impl std::fmt::Display for InvalidDevice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for InvalidDevice {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             InvalidDevice::Empty => write!(f, "no device given"),
             InvalidDevice::NotAPath(text) => write!(
@@ -73,8 +74,8 @@ impl DeviceSpec {
     }
 }
 
-impl std::fmt::Display for DeviceSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             DeviceSpec::Path(path) => write!(f, "{path}"),
             DeviceSpec::Label(label) => write!(f, "LABEL={label}"),

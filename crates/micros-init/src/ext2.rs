@@ -28,6 +28,7 @@
 //! The plan writes every block the filesystem relies on, so the device may
 //! hold old bytes anywhere else. Zeroed inode tables are not allocated: a
 //! [`Write`] ends with a count of zero bytes.
+use alloc::{borrow::ToOwned, string::String, vec, vec::Vec};
 
 /// The smallest device [`format`] accepts.
 pub const MIN_SIZE: u64 = 1 << 20;
@@ -75,8 +76,8 @@ pub enum FormatError {
     LabelTooLong { label: String },
 }
 
-impl std::fmt::Display for FormatError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for FormatError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             FormatError::TooSmall { size } => write!(
                 f,
@@ -95,7 +96,7 @@ impl std::fmt::Display for FormatError {
     }
 }
 
-impl std::error::Error for FormatError {}
+impl core::error::Error for FormatError {}
 
 /// The regions to write onto a device of `size_bytes` to make an empty ext2
 /// filesystem, in order of offset; they do not overlap and stay within the
@@ -360,7 +361,7 @@ impl Layout {
     }
 }
 
-fn set_bits(bitmap: &mut [u8], bits: std::ops::Range<u32>) {
+fn set_bits(bitmap: &mut [u8], bits: core::ops::Range<u32>) {
     for bit in bits {
         bitmap[(bit / 8) as usize] |= 1 << (bit % 8);
     }

@@ -8,6 +8,7 @@
 //! /lib/modules/6.12.43+deb13-cloud-amd64/kernel/drivers/virtio/virtio.ko
 //! /lib/modules/6.12.43+deb13-cloud-amd64/kernel/fs/overlayfs/overlay.ko  redirect_dir=on
 //! ```
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleLine {

@@ -14,7 +14,7 @@ use crate::kernel::{Kernel, KernelError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitrdError {
-    #[error("this micros has no stage 1 for {platform}\nhint: build micros with the Rust standard library for that platform's musl target installed (`rustup target add …`), or for 32-bit ARM with MICROS_ZIG naming a zig (see tools/test.sh)")]
+    #[error("this micros has no stage 1 for {platform}")]
     NoInit { platform: String },
     #[error(transparent)]
     Kernel(#[from] KernelError),

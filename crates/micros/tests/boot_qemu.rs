@@ -101,8 +101,8 @@ fn needs_network_and_qemu_aarch64_boots_runs_services_in_order_restarts_and_powe
     services_ordering_restart_and_poweroff("aarch64-linux");
 }
 
-/// armhf: stage 1 built with -Zbuild-std and linked by zig (tools/test.sh
-/// sets MICROS_ZIG), Debian's armmp kernel on QEMU's virt board.
+/// armhf: stage 1 built from rust-src like every other, Debian's armmp
+/// kernel on QEMU's virt board.
 #[test]
 fn needs_network_and_qemu_armv7l_boots_runs_services_in_order_restarts_and_powers_off() {
     services_ordering_restart_and_poweroff("armv7l-linux");
