@@ -102,6 +102,11 @@ fn load_modules(list: &str) -> Result<(), String> {
             .map_err(|e| format!("cannot open kernel module {}: {e}", module.path))?;
         match sys::finit_module(&file, &module.parameters) {
             Ok(()) | Err(sys::EEXIST) => {}
+            // Hardware this machine lacks (ENODEV, …): not needed to boot.
+            Err(error) if module.optional => say!(
+                "micros-init: the available kernel module {} did not load ({error}); going on",
+                modules::name_of(&module.path)
+            ),
             Err(error) => {
                 return Err(format!(
                     "cannot load kernel module {} ({}): {error}",

@@ -1,12 +1,16 @@
 //! The module list the build writes into the initrd
 //! (`/etc/micros/modules`): one module file per line, in load order (the
 //! build resolved dependencies and soft dependencies), `#` comments, and an
-//! optional parameter string after the path.
+//! optional parameter string after the path. A `?` before the path marks
+//! a module that is only *available* (`boot.initrd.availableKernelModules`:
+//! hardware this machine may lack): if it does not load, stage 1 says so
+//! and goes on; any other module that does not load stops the boot.
 //!
 //! ```text
 //! # virtio for the root disk
 //! /lib/modules/6.12.43+deb13-cloud-amd64/kernel/drivers/virtio/virtio.ko
 //! /lib/modules/6.12.43+deb13-cloud-amd64/kernel/fs/overlayfs/overlay.ko  redirect_dir=on
+//! ?/lib/modules/6.12.43+deb13-cloud-amd64/kernel/drivers/net/virtio_net.ko
 //! ```
 use alloc::{borrow::ToOwned, string::String, vec::Vec};
 
@@ -14,21 +18,25 @@ use alloc::{borrow::ToOwned, string::String, vec::Vec};
 pub struct ModuleLine {
     pub path: String,
     pub parameters: String,
+    /// Whether the boot goes on without it.
+    pub optional: bool,
 }
 
 pub fn parse(text: &str) -> Vec<ModuleLine> {
     text.lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| match line.split_once(char::is_whitespace) {
-            Some((path, parameters)) => ModuleLine {
+        .map(|line| {
+            let (optional, line) = match line.strip_prefix('?') {
+                Some(rest) => (true, rest.trim_start()),
+                None => (false, line),
+            };
+            let (path, parameters) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            ModuleLine {
                 path: path.to_owned(),
                 parameters: parameters.trim().to_owned(),
-            },
-            None => ModuleLine {
-                path: line.to_owned(),
-                parameters: String::new(),
-            },
+                optional,
+            }
         })
         .collect()
 }
@@ -50,6 +58,12 @@ mod tests {
         let modules = parse("# comment\n\n/lib/modules/x/virtio.ko\n  /lib/modules/x/overlay.ko   redirect_dir=on  \n");
         assert_eq!(modules.len(), 2);
         assert_eq!(modules[1].parameters, "redirect_dir=on");
+        assert!(!modules[0].optional && !modules[1].optional);
+        let modules = parse("?/lib/modules/x/virtio_net.ko\n? /lib/modules/x/e1000.ko debug=1\n");
+        assert!(modules.iter().all(|m| m.optional));
+        assert_eq!(modules[0].path, "/lib/modules/x/virtio_net.ko");
+        assert_eq!(modules[1].path, "/lib/modules/x/e1000.ko");
+        assert_eq!(modules[1].parameters, "debug=1");
         assert_eq!(name_of("/lib/modules/x/crc32c-intel.ko.xz"), "crc32c_intel");
         assert_eq!(name_of("virtio_blk.ko"), "virtio_blk");
     }

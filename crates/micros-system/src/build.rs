@@ -109,17 +109,18 @@ pub struct Built {
 }
 
 /// The modules the initrd needs for the configuration.
-fn initrd_modules(config: &Config) -> Vec<String> {
-    let mut modules: Vec<String> = enabled(&config.boot.initrd.kernel_modules)
+/// The initrd's modules: (required, only available).
+fn initrd_modules(config: &Config) -> (Vec<String>, Vec<String>) {
+    let required: Vec<String> = enabled(&config.boot.initrd.kernel_modules)
         .into_iter()
         .map(str::to_owned)
         .collect();
-    for module in enabled(&config.boot.initrd.available_kernel_modules) {
-        if !modules.iter().any(|m| m == module) {
-            modules.push(module.to_owned());
-        }
-    }
-    modules
+    let available = enabled(&config.boot.initrd.available_kernel_modules)
+        .into_iter()
+        .filter(|module| !required.iter().any(|m| m == module))
+        .map(str::to_owned)
+        .collect();
+    (required, available)
 }
 
 /// The kernel command line.
@@ -411,7 +412,8 @@ fn write_artifacts(
         } else {
             None
         };
-        let mut initrd = crate::initrd::build(platform, kernel, &initrd_modules(config), shell)?;
+        let (required, available) = initrd_modules(config);
+        let mut initrd = crate::initrd::build(platform, kernel, &required, &available, shell)?;
         initrd.normalize(epoch)?;
         let compression = match config.boot.initrd.compression {
             ConfigCompression::Zstd => Compression::Zstd { level: 19 },

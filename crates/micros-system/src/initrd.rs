@@ -26,12 +26,15 @@ fn path(text: &str) -> TreePath {
     TreePath::parse(text).expect("a valid built-in path")
 }
 
-/// Builds the initrd tree for `platform` with `modules` (and their
-/// dependencies) from `kernel`, and `shell` (a static busybox) if given.
+/// Builds the initrd tree for `platform` with the `required` modules, the
+/// `available` ones (whose failure to load does not stop the boot), and
+/// their dependencies from `kernel`, and `shell` (a static busybox) if
+/// given.
 pub fn build(
     platform: &str,
     kernel: &Kernel,
-    modules: &[String],
+    required: &[String],
+    available: &[String],
     shell: Option<Content>,
 ) -> Result<Tree, InitrdError> {
     let init = crate::init::binary(platform).ok_or_else(|| InitrdError::NoInit {
@@ -57,7 +60,10 @@ pub fn build(
         tree.insert(path(dir), Entry::directory(0o755, "micros"))?;
     }
     let mut list = String::from("# Kernel modules stage 1 loads, in order (written by micros).\n");
-    for name in kernel.load_order(modules)? {
+    // What the required modules need is required; the rest is available.
+    let needed = kernel.load_order(required)?;
+    let all: Vec<String> = required.iter().chain(available).cloned().collect();
+    for name in kernel.load_order(&all)? {
         let file = format!("/lib/modules/{name}.ko");
         tree.insert(
             path(&file),
@@ -67,6 +73,9 @@ pub fn build(
                 &format!("kernel module {name}"),
             ),
         )?;
+        if !needed.contains(&name) {
+            list.push('?');
+        }
         list.push_str(&file);
         list.push('\n');
     }

@@ -111,6 +111,9 @@ fn images() -> Images {
             "squashfs".into(),
             "overlay".into(),
         ],
+        // Only available: under software emulation the CPU has no VMX, so
+        // it fails to load, and the boot must go on.
+        &["kvm_intel".into()],
         None,
     )
     .expect("an initrd");
@@ -283,6 +286,26 @@ fn needs_network_and_qemu_stage1_mounts_the_squashfs_root_under_an_overlay_and_h
     assert!(
         console.contains("overlay / overlay rw"),
         "an overlay is the root:\n{console}"
+    );
+    assert!(
+        console.contains("micros-init: the available kernel module kvm_intel did not load"),
+        "a module for hardware the machine lacks is only a note:\n{console}"
+    );
+    assert!(!console.contains("Kernel panic"), "{console}");
+}
+
+#[test]
+fn needs_network_and_qemu_stage1_checks_the_init_before_giving_up_the_initramfs() {
+    let images = images();
+    let console = boot(
+        &images,
+        "console=ttyS0 root=/dev/vda micros.init=/sbin/no-such-init panic=-1",
+        "rebooting in 10 seconds",
+        Duration::from_secs(120),
+    );
+    assert!(
+        console.contains("micros-init: the init /sbin/no-such-init cannot start from the new root: No such file or directory"),
+        "{console}"
     );
     assert!(!console.contains("Kernel panic"), "{console}");
 }
