@@ -24,8 +24,10 @@ pub(crate) const GPT_NAME_UNITS: usize = 36;
 pub struct Guid(pub [u8; 16]);
 
 impl Guid {
-    /// Parses `0FC63DAF-8483-4772-8E79-3D69D8477DE4`.
-    pub const fn parse(text: &str) -> Guid {
+    /// `0FC63DAF-8483-4772-8E79-3D69D8477DE4`, for the constants below:
+    /// evaluated at compile time, a malformed literal fails the build. Not
+    /// for text from outside (it has no error to return).
+    pub(crate) const fn literal(text: &str) -> Guid {
         let text = text.as_bytes();
         let mut bytes = [0u8; 16];
         let mut index = 0;
@@ -108,15 +110,15 @@ impl PartitionType {
     /// FAT32 with LBA addressing: the Raspberry Pi boot partition.
     pub const FAT32: PartitionType = PartitionType {
         mbr: 0x0C,
-        gpt: Guid::parse("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"),
+        gpt: Guid::literal("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"),
     };
     pub const EFI_SYSTEM: PartitionType = PartitionType {
         mbr: 0xEF,
-        gpt: Guid::parse("C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
+        gpt: Guid::literal("C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
     };
     pub const LINUX: PartitionType = PartitionType {
         mbr: 0x83,
-        gpt: Guid::parse("0FC63DAF-8483-4772-8E79-3D69D8477DE4"),
+        gpt: Guid::literal("0FC63DAF-8483-4772-8E79-3D69D8477DE4"),
     };
 }
 

@@ -92,17 +92,26 @@ pub fn partition_uuids(first_sectors: &[u8], sector: usize) -> Vec<(u32, String)
         return Vec::new();
     }
     let protective = first_sectors[446 + 4] == 0xee;
-    if protective && first_sectors.len() >= 2 * sector {
-        let header = &first_sectors[sector..];
-        if &header[0..8] == b"EFI PART" {
-            let entries_lba =
-                u64::from_le_bytes(header[72..80].try_into().expect("8 bytes")) as usize;
-            let count = u32::from_le_bytes(header[80..84].try_into().expect("4 bytes")) as usize;
-            let size = u32::from_le_bytes(header[84..88].try_into().expect("4 bytes")) as usize;
-            let mut uuids = Vec::new();
+    // Every number below comes from the disk: arithmetic is checked, and
+    // what lies outside the bytes read is simply not there.
+    let header = first_sectors.get(sector..).and_then(|h| h.get(..92));
+    if let Some(header) = header.filter(|h| protective && &h[0..8] == b"EFI PART") {
+        let number = |range: core::ops::Range<usize>| {
+            header[range]
+                .iter()
+                .rev()
+                .fold(0u64, |n, &b| (n << 8) | u64::from(b))
+        };
+        let (entries_lba, count, size) = (number(72..80), number(80..84), number(84..88));
+        let mut uuids = Vec::new();
+        if size >= 128 {
             for index in 0..count.min(128) {
-                let start = entries_lba * sector + index * size;
-                let Some(entry) = first_sectors.get(start..start + 128) else {
+                let start = entries_lba
+                    .checked_mul(sector as u64)
+                    .and_then(|s| s.checked_add(index.checked_mul(size)?))
+                    .and_then(|s| usize::try_from(s).ok());
+                let Some(entry) = start.and_then(|s| first_sectors.get(s..s.checked_add(128)?))
+                else {
                     break;
                 };
                 if entry[0..16].iter().all(|&b| b == 0) {
@@ -110,8 +119,8 @@ pub fn partition_uuids(first_sectors: &[u8], sector: usize) -> Vec<(u32, String)
                 }
                 uuids.push((index as u32 + 1, guid(&entry[16..32])));
             }
-            return uuids;
         }
+        return uuids;
     }
     let signature = u32::from_le_bytes(first_sectors[440..444].try_into().expect("4 bytes"));
     (0..4)
@@ -185,6 +194,31 @@ mod tests {
         );
         disk[511] = 0;
         assert!(partition_uuids(&disk, 512).is_empty());
+    }
+
+    #[test]
+    fn hostile_gpt_headers_are_empty_not_a_panic() {
+        let mut disk = vec![0u8; 512 * 3];
+        disk[446 + 4] = 0xee;
+        disk[510] = 0x55;
+        disk[511] = 0xaa;
+        disk[512..520].copy_from_slice(b"EFI PART");
+        for (lba, count, size) in [
+            (u64::MAX, 4u32, 128u32),
+            (2, u32::MAX, u32::MAX),
+            (u64::MAX / 512 + 1, 1, 128),
+            (2, 4, 0),
+            (2, 4, 7),
+        ] {
+            disk[512 + 72..512 + 80].copy_from_slice(&lba.to_le_bytes());
+            disk[512 + 80..512 + 84].copy_from_slice(&count.to_le_bytes());
+            disk[512 + 84..512 + 88].copy_from_slice(&size.to_le_bytes());
+            let _ = partition_uuids(&disk, 512);
+        }
+        // Sector sizes from sysfs that make no sense either.
+        for sector in [0, 1, 100, 4096, usize::MAX] {
+            let _ = partition_uuids(&disk, sector);
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum KernelError {
     NoImage { package: String },
     #[error("the kernel package {package} has no /usr/lib/modules/{version}/")]
     NoModules { package: String, version: String },
+    #[error("the kernel package {package} names its image vmlinuz-{version}, which is not a kernel version")]
+    BadVersion { package: String, version: String },
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,
@@ -62,7 +64,17 @@ impl Kernel {
             .ok_or_else(|| KernelError::NoImage {
                 package: package.to_owned(),
             })?;
-        let root = TreePath::parse(&format!("/usr/lib/modules/{version}")).expect("a valid path");
+        // The version comes from a file name in the package: it must be one
+        // path component, not `..`.
+        let root = TreePath::parse(&format!("/usr/lib/modules/{version}"))
+            .ok()
+            .filter(|_| {
+                !version.is_empty() && version != "." && version != ".." && !version.contains('/')
+            })
+            .ok_or_else(|| KernelError::BadVersion {
+                package: package.to_owned(),
+                version: version.clone(),
+            })?;
         if tree.get(&root).is_none() {
             return Err(KernelError::NoModules {
                 package: package.to_owned(),
@@ -140,5 +152,32 @@ impl Kernel {
             infos.insert(name, info);
         }
         Ok(ModuleIndex::new(infos.into_values()).load_order(requested, &self.builtin)?)
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+    use micros_image::Entry;
+
+    #[test]
+    fn an_image_named_vmlinuz_dot_dot_is_an_error_not_a_panic() {
+        for version in ["..", "."] {
+            let mut tree = Tree::new();
+            tree.insert(
+                TreePath::parse(&format!("/boot/vmlinuz-{version}")).unwrap(),
+                Entry::file(Content::bytes(b"kernel".to_vec()), 0o644, "test"),
+            )
+            .unwrap();
+            let error = Kernel::from_tree("linux-image-evil", &tree)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                error.contains("which is not a kernel version")
+                    || error.contains("has no /boot/vmlinuz"),
+                "{version}: {error}"
+            );
+        }
     }
 }
