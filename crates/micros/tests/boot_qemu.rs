@@ -10,13 +10,15 @@ use support::{boot, build, cache, emulator_fault, micros, project, shown, text};
 const SERVICES: &str = r#"  {
     networking.hostName = "boot-test",
     runit.services = {
-      first = { oneshot = true, command = "sh -c 'echo MARKER-FIRST uptime $(cut -d\" \" -f1 /proc/uptime) stdout $(grep flags /proc/$$/fdinfo/1)'" },
-      second = { oneshot = true, after = ["first"], command = "echo MARKER-SECOND" },
+      # The dependent service sorts first and the one it waits for is slow:
+      # only `after` can put MARKER-FIRST before MARKER-SECOND.
+      zz-first = { oneshot = true, command = "sh -c 'sleep 2; echo MARKER-FIRST uptime $(cut -d\" \" -f1 /proc/uptime) stdout $(grep flags /proc/$$/fdinfo/1)'" },
+      aa-second = { oneshot = true, after = ["zz-first"], command = "echo MARKER-SECOND" },
       counter = { command = "sh -c 'echo MARKER-COUNTER-START; exec sleep 1000'" },
       logged = { oneshot = true, command = "echo LOGGED-LINE", log.target = "file" },
       killer = {
         oneshot = true,
-        after = ["counter", "second", "logged"],
+        after = ["counter", "aa-second", "logged"],
         command = "sh -c 'first=$(cat /etc/sv/counter/supervise/pid); kill $first; n=0; while [ $n -lt 600 ] && { [ ! -s /etc/sv/counter/supervise/pid ] || [ $(cat /etc/sv/counter/supervise/pid) = $first ]; }; do sleep 0.1; n=$((n+1)); done; sleep 1; echo MODULE-$(grep -o ^dummy /proc/modules); echo FROM-LOG-$(cut -d\" \" -f2 /var/log/logged/current); echo MARKER-POWEROFF; /usr/sbin/poweroff'",
       },
     },
@@ -83,12 +85,42 @@ fn services_ordering_restart_and_poweroff(platform: &str) {
         "stage 3 runs:\n{}",
         shown(console)
     );
+    // QEMU runs with -no-reboot and the kernel with panic=10: a reboot or
+    // a crashed PID 1 would end it with 0 too. The kernel says which.
+    assert!(
+        console.contains("reboot: Power down"),
+        "the kernel powered the machine down:\n{}",
+        shown(console)
+    );
+    assert!(!console.contains("Kernel panic"), "{}", shown(console));
     assert_eq!(
         boot.exit,
         Some(0),
         "a guest power-off ends QEMU with status 0:\n{}",
         shown(console)
     );
+}
+
+#[test]
+fn needs_network_and_qemu_a_reboot_restarts_the_machine() {
+    let dir = project(
+        r#"  { runit.services.bye = { oneshot = true, command = "sh -c 'echo MARKER-REBOOT; /usr/sbin/reboot'" } },"#,
+    );
+    build(dir.path(), "result");
+    let boot = boot(dir.path(), &[], "MARKER-REBOOT", Duration::from_secs(180));
+    let console = &boot.console;
+    assert!(
+        console.contains("runit: enter stage: /etc/runit/3"),
+        "stage 3 runs:\n{}",
+        shown(console)
+    );
+    assert!(
+        console.contains("reboot: Restarting system"),
+        "the kernel restarts the machine (QEMU's -no-reboot then ends):\n{}",
+        shown(console)
+    );
+    assert!(!console.contains("reboot: Power down"), "{}", shown(console));
+    assert!(!console.contains("Kernel panic"), "{}", shown(console));
 }
 
 #[test]
@@ -205,13 +237,20 @@ fn needs_network_and_qemu_micros_run_boots_on_the_terminal_and_says_how() {
     let dir = project("  { runit.services.bye = { oneshot = true, command = \"sh -c 'echo MARKER-RUN; /usr/sbin/poweroff'\" } },");
     let run = || {
         support::record_boot();
-        Command::new(env!("CARGO_BIN_EXE_micros"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_micros"));
+        command
             .args(["run"])
             .current_dir(dir.path())
             .env("MICROS_CACHE_DIR", cache())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run micros")
+            .stdin(Stdio::null());
+        // A guest that never powers off must not hold the suite.
+        let (output, killed) = support::output_within(command, Duration::from_secs(600));
+        assert!(
+            !killed,
+            "micros run did not end within 10 minutes:\n{}",
+            text(&output.stdout)
+        );
+        output
     };
     // As in `boot`: QEMU 7.2's TCG sometimes crashes the kernel in early
     // boot, before MicrOS runs; run again then.

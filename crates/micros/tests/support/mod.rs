@@ -52,6 +52,40 @@ pub fn booting_again(why: &str) {
     eprintln!("note: {why}; booting again");
 }
 
+/// Runs `command` to its end, or kills it (and everything it started: its
+/// own process group) after `limit`; the output so far either way, and
+/// whether it was killed.
+pub fn output_within(mut command: Command, limit: Duration) -> (Output, bool) {
+    use std::os::unix::process::CommandExt;
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("start the command");
+    let group = child.id();
+    let start = Instant::now();
+    let watcher = std::thread::spawn(move || {
+        while start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(200));
+            if Command::new("kill")
+                .args(["-0", "--", &format!("-{group}")])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| !s.success())
+            {
+                return false;
+            }
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{group}")])
+            .status();
+        true
+    });
+    let output = child.wait_with_output().expect("wait for the command");
+    (output, matches!(watcher.join(), Ok(true)))
+}
+
 /// A console for a failure message: its last lines, where the trouble
 /// usually is (CI shows the head of a long message), and the whole of it
 /// saved in the target directory.
