@@ -173,12 +173,14 @@ fn boot(images: &Images, cmdline: &str, until: &str, timeout: Duration) -> Strin
     // before the initrd runs (a double fault in __kmalloc, about one boot in
     // five; an oops in do_sync_core). That is the emulator, not MicrOS:
     // boot again.
-    for attempt in 1..=3 {
+    // One more boot when the emulator crashed the first, never more.
+    for attempt in 1..=2 {
         let console = boot_once(images, cmdline, until, timeout);
-        let emulator = console.contains("Oops: double fault")
-            || (!console.contains("Run /init")
-                && (console.contains("Kernel panic") || console.contains("Oops")));
-        if !emulator || attempt == 3 {
+        // Only a kernel crash before MicrOS's code ran is the emulator's.
+        let before_init = console.split("Run /init").next().unwrap_or(&console);
+        let emulator = !console.contains("Attempted to kill init")
+            && (before_init.contains("Kernel panic") || before_init.contains("Oops"));
+        if !emulator || attempt == 2 {
             return console;
         }
         record_boot("retry");

@@ -255,7 +255,7 @@ fn needs_network_and_qemu_micros_run_boots_on_the_terminal_and_says_how() {
     // As in `boot`: QEMU 7.2's TCG sometimes crashes the kernel in early
     // boot, before MicrOS runs; run again then.
     let mut output = run();
-    for _ in 0..2 {
+    for _ in 1..support::BOOTS {
         if !emulator_fault(&text(&output.stdout)) {
             break;
         }
