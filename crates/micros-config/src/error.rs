@@ -32,6 +32,22 @@ pub enum Error {
         suggestion: Option<String>,
     },
 
+    /// A list written where the option takes a set: merging it with the
+    /// other modules' records fails before any contract could say so, and
+    /// Nickel's own message names neither the option nor the set form.
+    #[error(
+        "in option `{option}`: expected a set (a record of booleans), found a list{}\nhint: write `{option} = micros.lib.set [{}]` or `{option} = {{ {} }}`; every module can add to a set, and any entry can be switched off with `false`",
+        location.as_ref().map(|l| format!("\n  --> {l}")).unwrap_or_default(),
+        set_names(names).iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", "),
+        set_names(names).iter().map(|n| format!("{} = true", field_name(n))).collect::<Vec<_>>().join(", ")
+    )]
+    ListForSet {
+        option: String,
+        location: Option<Location>,
+        /// The list's names, when they are strings.
+        names: Vec<String>,
+    },
+
     #[error("the configuration failed {} assertion{}:\n{}", messages.len(), if messages.len() == 1 { "" } else { "s" }, messages.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
     Assertions { messages: Vec<String> },
 
@@ -43,4 +59,28 @@ pub enum Error {
 
     #[error("the built-in module library failed to evaluate (a bug in MicrOS):\n{diagnostics}")]
     Library { diagnostics: String },
+}
+
+/// The names to show in a set's example: the user's own, else a placeholder.
+fn set_names(names: &[String]) -> Vec<&str> {
+    if names.is_empty() {
+        vec!["name"]
+    } else {
+        names.iter().map(String::as_str).collect()
+    }
+}
+
+/// `name` as a Nickel record field: bare when it is an identifier, quoted
+/// otherwise (`"g++"`).
+fn field_name(name: &str) -> String {
+    let mut chars = name.chars();
+    let bare = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\''));
+    if bare {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
+    }
 }

@@ -38,6 +38,9 @@ pub fn evaluate_with(path: &Path, options: &Options) -> Result<Evaluation, Error
     let json = match session.export_json(main.clone()) {
         Ok(json) => json,
         Err(diagnostics) => {
+            if let Some(error) = list_for_a_set(path, options, &diagnostics.0) {
+                return Err(error);
+            }
             let option = locate_failure(path, &diagnostics.0);
             return Err(Error::Nickel {
                 option,
@@ -136,6 +139,103 @@ fn locate_failure(path: &Path, diagnostics: &str) -> Option<String> {
         diagnostics.contains(&format!("`{last}`"))
     });
     named.or(failing.first()).cloned()
+}
+
+/// A list the user wrote where a set is expected (`environment.packages =
+/// ["htop"]`, a NixOS habit), when that list is what evaluation stumbled on.
+///
+/// Nickel merges definitions before any contract runs, so the list meets
+/// another module's record in a merge that fails with "non mergeable terms"
+/// and names neither the option nor a way forward; the options that read
+/// the broken set fail with it, so probing the merged configuration names
+/// whichever is found first. The modules as written (`modules` beside
+/// `config`) say which definition it is: every set-typed option each of
+/// them defines is looked at, and a list is reported if Nickel's message
+/// points at it. Turning the list into a set instead would need the module
+/// rebuilt before the merge, which loses what a record module reads from
+/// the final configuration.
+fn list_for_a_set(file: &Path, options: &Options, diagnostics: &str) -> Option<Error> {
+    let sets: Vec<&str> = options
+        .options
+        .values()
+        .filter(|option| option.is_set())
+        .map(|option| option.name.as_str())
+        .collect();
+    let (_, written) = modules_of(file)?;
+    // A failed evaluation can leave thunks that no longer fail: each module
+    // is looked at in a fresh session. One that cannot be evaluated alone
+    // (a function module that reads the broken configuration) is skipped.
+    for index in 0..written.len() {
+        let Some((mut session, modules)) = modules_of(file) else {
+            continue;
+        };
+        let Ok(module) = session.whnf(modules[index].clone()) else {
+            continue;
+        };
+        for set in &sets {
+            if let Some(error) = list_in_module(&mut session, &module, set, diagnostics) {
+                return Some(error);
+            }
+        }
+    }
+    None
+}
+
+/// A fresh session and the configuration's modules as written, unevaluated.
+fn modules_of(file: &Path) -> Option<(Session, Vec<NickelValue>)> {
+    let mut session = Session::for_file(file).ok()?;
+    let main = session.main_value().ok()?;
+    let system = session.whnf(main).ok()?;
+    let modules = session
+        .fields(&system)
+        .into_iter()
+        .find(|f| f.name == "modules")?
+        .value?;
+    let modules = session.whnf(modules).ok()?;
+    let elements = session.elements(&modules)?;
+    Some((session, elements))
+}
+
+/// The [`Error::ListForSet`] for `option` if `module` defines it as a list
+/// that `diagnostics` point at.
+fn list_in_module(
+    session: &mut Session,
+    module: &NickelValue,
+    option: &str,
+    diagnostics: &str,
+) -> Option<Error> {
+    let mut record = module.clone();
+    let mut field = None;
+    for name in option.split('.') {
+        let found = session
+            .fields(&record)
+            .into_iter()
+            .find(|f| f.name == name)?;
+        record = session.whnf(found.value.clone()?).ok()?;
+        field = Some(found);
+    }
+    let list = record;
+    let elements = session.elements(&list)?;
+    // The list Nickel's message quotes, not one a higher priority overrode.
+    let written = session.value_location(&list)?;
+    if !diagnostics.contains(&written.to_string()) {
+        return None;
+    }
+    let mut names = Vec::new();
+    for element in elements {
+        match session.export_json(element) {
+            Ok(serde_json::Value::String(name)) => names.push(name),
+            _ => {
+                names.clear();
+                break;
+            }
+        }
+    }
+    Some(Error::ListForSet {
+        option: option.to_owned(),
+        location: field.and_then(|f| f.position),
+        names,
+    })
 }
 
 /// A fresh session positioned at the record at `path` under `config`.

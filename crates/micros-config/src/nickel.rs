@@ -199,6 +199,18 @@ impl Session {
             .collect()
     }
 
+    /// The elements of an array in weak head normal form, unevaluated;
+    /// `None` for anything that is not an array.
+    pub fn elements(&self, value: &NickelValue) -> Option<Vec<NickelValue>> {
+        let array = value.as_array()?;
+        Some(array.iter_with_pending_contracts(value.pos_idx()).collect())
+    }
+
+    /// Where `value` was written, if Nickel knows.
+    pub fn value_location(&self, value: &NickelValue) -> Option<Location> {
+        self.location(self.context.pos_table.get(value.pos_idx()))
+    }
+
     fn type_text(&self, labeled: &nickel_lang_core::term::LabeledType) -> String {
         // The annotation as the module author wrote it (`types.Port`), which
         // reads better than Nickel's internal form of the contract.

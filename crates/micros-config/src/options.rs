@@ -22,6 +22,13 @@ pub struct OptionDoc {
     pub declared_in: String,
 }
 
+impl OptionDoc {
+    /// Is this option a set of names (`types.Set`, a record of booleans)?
+    pub fn is_set(&self) -> bool {
+        self.type_ == "types.Set"
+    }
+}
+
 /// All declared options, by path.
 #[derive(Debug, Clone)]
 pub struct Options {

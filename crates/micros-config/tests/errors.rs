@@ -183,3 +183,79 @@ fn a_data_overlay_needs_a_device() {
         "{message}"
     );
 }
+
+#[test]
+fn a_list_for_a_set_names_the_option_written_and_shows_the_set_form() {
+    // The NixOS habit: a list. The base system adds to the same set, so
+    // Nickel's merge fails before any contract could name the option.
+    let message = common::error(r#"{ environment.packages = ["htop", "g++"] }"#);
+    assert!(
+        message.starts_with(
+            "in option `environment.packages`: expected a set (a record of booleans), found a list\n"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("system.ncl:4:"), "{message}");
+    assert!(
+        message.contains(r#"`environment.packages = micros.lib.set ["htop", "g++"]`"#),
+        "{message}"
+    );
+    assert!(
+        message.contains(r#"`environment.packages = { htop = true, "g++" = true }`"#),
+        "{message}"
+    );
+    assert!(!message.contains("packages.exclude"), "{message}");
+}
+
+#[test]
+fn every_set_option_says_so_wherever_the_list_is_written() {
+    // A set some other module defines too, one nobody else does (so the
+    // contract, not the merge, fails), in a function module and among
+    // other modules.
+    for (modules, option, line) in [
+        (
+            r#"micros.profiles.qemu, { boot.initrd.availableKernelModules = ["ext4"] }"#,
+            "boot.initrd.availableKernelModules",
+            4,
+        ),
+        (
+            r#"{ networking.hostName = "box" },
+           fun config => { boot.kernelModules = ["loop"] }"#,
+            "boot.kernelModules",
+            5,
+        ),
+        (
+            r#"{ environment = { excludePaths = ["/usr/share/zoneinfo/**"] } }"#,
+            "environment.excludePaths",
+            4,
+        ),
+    ] {
+        let message = common::error(modules);
+        assert!(
+            message.starts_with(&format!("in option `{option}`: expected a set")),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("system.ncl:{line}:")),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("`{option} = micros.lib.set [")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_list_that_is_not_at_fault_is_not_blamed() {
+    // The list loses to a forced set, so the failure is elsewhere.
+    let message = common::error(
+        r#"{ environment.packages | default = ["htop"] },
+           { environment.packages | force = { htop = true } },
+           { services.sshd.port = "twenty-two" }"#,
+    );
+    assert!(
+        message.starts_with("in option `services.sshd.port`:"),
+        "{message}"
+    );
+}

@@ -323,9 +323,15 @@ pub fn assemble(
     for (key, value) in &config.environment.variables {
         profile.push_str(&format!("export {key}={}\n", runit::shell_quote(value)));
     }
+    // Login shells are where people type `poweroff`.
+    profile.push_str(runit::LOGIN_SHELL_COMMANDS);
     tree.replace(
         path("/etc/profile")?,
-        file(profile, 0o644, "environment.variables"),
+        file(
+            profile,
+            0o644,
+            "environment.variables, runit (poweroff, reboot, halt)",
+        ),
     )?;
     if !config.networking.nameservers.is_empty() {
         let resolv: String = config
@@ -508,9 +514,32 @@ pub fn check_bootable(tree: &Tree) -> Result<(), RootfsError> {
         if !present {
             return Err(RootfsError::Option {
                 option: "environment.packages".to_owned(),
-                message: format!("the image has no {needed}, which booting needs\nhint: add micros.profiles.minimal (busybox-static and runit) to the modules"),
+                message: format!("the image has no {needed}, which booting needs\nhint: the base system (`system.base.enable`, on unless a module turns it off) brings it with busybox-static and runit; turn it back on, or add packages that provide it"),
             });
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_without_init_names_the_base_system_option() {
+        let mut tree = Tree::new();
+        tree.insert(
+            path("/usr/bin/sh").unwrap(),
+            file("#!/bin/true\n", 0o755, "test"),
+        )
+        .unwrap();
+        let message = check_bootable(&tree).unwrap_err().to_string();
+        assert!(
+            message.starts_with(
+                "environment.packages: the image has no /usr/sbin/runit, which booting needs\n"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("`system.base.enable`"), "{message}");
+    }
 }

@@ -119,7 +119,11 @@ fn needs_network_and_qemu_a_reboot_restarts_the_machine() {
         "the kernel restarts the machine (QEMU's -no-reboot then ends):\n{}",
         shown(console)
     );
-    assert!(!console.contains("reboot: Power down"), "{}", shown(console));
+    assert!(
+        !console.contains("reboot: Power down"),
+        "{}",
+        shown(console)
+    );
     assert!(!console.contains("Kernel panic"), "{}", shown(console));
 }
 

@@ -88,7 +88,7 @@ fn boot_until_ssh(
     command: &str,
 ) -> (Vm, String, String) {
     let mut crashed = String::new();
-    for attempt in 1..=3 {
+    for attempt in 1..=support::BOOTS {
         let mut vm = Vm::boot(dir, &[]);
         crashed.push_str(&vm.earlier);
         match first_answer(&mut vm, port, known_hosts, key, command) {
@@ -96,7 +96,9 @@ fn boot_until_ssh(
             Err(why) => {
                 let exit = vm.exited();
                 let console = vm.console();
-                if attempt == 3 || !exit.is_some_and(|code| emulator_stopped(&console, code)) {
+                if attempt == support::BOOTS
+                    || !exit.is_some_and(|code| emulator_stopped(&console, code))
+                {
                     panic!("{why}");
                 }
                 support::booting_again(&format!("the guest stopped under the emulator:\n{why}"));
@@ -496,30 +498,122 @@ fn answer(vm: &mut Vm, name: &str, command: &str) -> String {
     }
 }
 
-/// The harness itself: a session whose guest the kernel brings down (here
-/// on purpose, by sysrq, as the emulator sometimes does) is run again on a
-/// fresh boot, and passes there.
+/// `poweroff`, `reboot` and `halt` as a user types them at the console's
+/// shell (busybox's ash, which prefers its own applets to anything on PATH;
+/// those signal PID 1 the way busybox's init expects and runit ignores).
+/// Each ends runit's way: stage 3 stops the services, then the kernel
+/// powers off or restarts, and QEMU (`-no-reboot`) exits with status 0.
 #[test]
-fn needs_network_and_qemu_a_session_whose_kernel_crashes_is_booted_again() {
+fn needs_network_and_qemu_power_commands_typed_at_the_console_reach_runit() {
+    let dir = project(&format!(
+        r#"  {{
+    networking.hostName = "power-test",
+    services.getty.enable = true,
+    users.users.root.hashedPassword = "{PASSWORD_HASH}",
+  }},"#
+    ));
+    build(dir.path(), "result");
+    for (command, kernel_says) in [
+        ("poweroff", "reboot: Power down"),
+        ("reboot", "reboot: Restarting system"),
+        ("halt", "reboot: Power down"),
+    ] {
+        boot_session(dir.path(), |vm| power_session(vm, command, kernel_says));
+    }
+}
+
+/// Logs in as root on the console, types `command` and watches the guest go.
+fn power_session(vm: &mut Vm, command: &str, kernel_says: &str) {
+    let minute = Duration::from_secs(60);
+    assert!(
+        vm.wait_for("power-test login:", 4 * minute),
+        "no login prompt:\n{}",
+        shown(&vm.console())
+    );
+    vm.send("root\n");
+    assert!(vm.wait_for("Password:", minute), "{}", shown(&vm.console()));
+    vm.send("micros-secret\n");
+    assert!(
+        vm.wait_for("built-in shell (ash)", minute),
+        "root logs in:\n{}",
+        shown(&vm.console())
+    );
+    assert_eq!(
+        answer(vm, "kind", &format!("type {command}")),
+        format!("{command} is a function"),
+        "the login shell's `{command}` is MicrOS's, not busybox's applet:\n{}",
+        shown(&vm.console())
+    );
+    vm.send(&format!("{command}\n"));
+    let deadline = Instant::now() + 2 * minute;
+    let exit = loop {
+        if let Some(exit) = vm.exited() {
+            break Some(exit);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Let the reader take in QEMU's last words.
+    std::thread::sleep(Duration::from_millis(200));
+    let console = vm.console();
+    let typed = console.rfind("built-in shell (ash)").unwrap_or(0);
+    let after = &console[typed..];
+    assert!(
+        after.contains("runit: enter stage: /etc/runit/3"),
+        "`{command}` runs runit's stage 3:\n{}",
+        shown(&console)
+    );
+    assert!(
+        after.contains(kernel_says),
+        "`{command}` ends with `{kernel_says}`:\n{}",
+        shown(&console)
+    );
+    assert!(
+        !console.contains("Kernel panic"),
+        "`{command}` ends without a kernel panic:\n{}",
+        shown(&console)
+    );
+    assert_eq!(
+        exit,
+        Some(Some(0)),
+        "`{command}` ends QEMU with status 0:\n{}",
+        shown(&console)
+    );
+}
+
+/// The harness itself: a session whose guest crashes once MicrOS runs
+/// (here on purpose, by sysrq) fails on that boot; only a crash before
+/// MicrOS's code runs is the emulator's and booted again.
+#[test]
+fn needs_network_and_qemu_a_session_whose_kernel_crashes_after_init_fails() {
     let dir = project(
         r#"  { networking.hostName = "crashy", services.getty = { enable = true, autologinUser = "root" } },"#,
     );
     build(dir.path(), "result");
     let calls = std::sync::atomic::AtomicUsize::new(0);
-    boot_session(dir.path(), |vm| {
-        let call = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        assert!(
-            vm.wait_for("built-in shell", Duration::from_secs(120)),
-            "{}",
-            shown(&vm.console())
-        );
-        if call == 0 {
-            vm.send("echo c > /proc/sysrq-trigger\n");
+    let session = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        boot_session(dir.path(), |vm| {
+            let call = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             assert!(
-                vm.wait_for("never printed", Duration::from_secs(120)),
-                "crashed as planned"
+                vm.wait_for("built-in shell", Duration::from_secs(120)),
+                "{}",
+                shown(&vm.console())
             );
-        }
-    });
-    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+            if call == 0 {
+                vm.send("echo c > /proc/sysrq-trigger\n");
+                assert!(
+                    vm.wait_for("never printed", Duration::from_secs(120)),
+                    "crashed as planned"
+                );
+            }
+        })
+    }));
+    assert!(session.is_err(), "the crash fails the test");
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "not booted again"
+    );
 }
