@@ -324,7 +324,7 @@ pub fn assemble(
         profile.push_str(&format!("export {key}={}\n", runit::shell_quote(value)));
     }
     // Login shells are where people type `poweroff`.
-    // profile.push_str(runit::LOGIN_SHELL_COMMANDS);
+    profile.push_str(runit::LOGIN_SHELL_COMMANDS);
     tree.replace(
         path("/etc/profile")?,
         file(
