@@ -344,7 +344,12 @@ fn check_init(init: &str) -> Result<(), String> {
     };
     let root =
         File::open(NEW_ROOT).map_err(|e| complain(format!("cannot open {NEW_ROOT}: {e}")))?;
-    let file = sys::open_in_root(&root, init).map_err(|e| complain(e.to_string()))?;
+    let file = match sys::open_in_root(&root, init) {
+        Ok(file) => file,
+        // A kernel older than 5.6 has no openat2: nothing to check with.
+        Err(sys::ENOSYS) => return Ok(()),
+        Err(error) => return Err(complain(error.to_string())),
+    };
     let status = file.status().map_err(|e| complain(e.to_string()))?;
     if !status.is_file() {
         return Err(complain("it is not a regular file".to_owned()));

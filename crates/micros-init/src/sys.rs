@@ -156,14 +156,17 @@ unsafe fn syscall6(number: usize, args: [usize; 6]) -> isize {
 }
 
 // The program's entry: the kernel starts PID 1 at `_start` with the stack
-// pointer at argc; stage 1 reads nothing from there (its options are on
-// /proc/cmdline), so each architecture only clears the frame pointer,
-// aligns the stack and calls `micros_init_start`, which never returns.
+// pointer at argc, then argv and the environment (HOME, TERM and the
+// command line's unknown `key=value` words), which stage 1 hands on to
+// runit. Each architecture clears the frame pointer, passes that stack
+// pointer, aligns the stack and calls `micros_init_start`, which never
+// returns.
 #[cfg(target_arch = "x86_64")]
 core::arch::global_asm!(
     ".globl _start",
     "_start:",
     "xor ebp, ebp",
+    "mov rdi, rsp",
     "and rsp, -16",
     "call micros_init_start",
     "ud2",
@@ -175,8 +178,8 @@ core::arch::global_asm!(
     "mov x29, #0",
     "mov x30, #0",
     "mov x0, sp",
-    "and x0, x0, #-16",
-    "mov sp, x0",
+    "and x1, x0, #-16",
+    "mov sp, x1",
     "bl micros_init_start",
     "brk #0",
 );
@@ -186,6 +189,7 @@ core::arch::global_asm!(
     "_start:",
     "mov fp, #0",
     "mov lr, #0",
+    "mov r0, sp",
     "bic sp, sp, #15",
     "bl micros_init_start",
     "udf #0",
@@ -198,13 +202,21 @@ core::arch::global_asm!(
     ".option norelax",
     "lla gp, __global_pointer$",
     ".option pop",
+    "mv a0, sp",
     "andi sp, sp, -16",
     "call micros_init_start",
     "unimp",
 );
 
+/// The environment the kernel gave PID 1 (`envp`), for [`execv`].
+static ENVIRONMENT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
 #[no_mangle]
-extern "C" fn micros_init_start() -> ! {
+extern "C" fn micros_init_start(stack: *const usize) -> ! {
+    // SAFETY: the kernel's initial stack: argc, argc argument pointers, a
+    // null, then the environment's pointers.
+    let environment = unsafe { stack.add(1 + *stack + 1) };
+    ENVIRONMENT.store(environment as usize, core::sync::atomic::Ordering::Relaxed);
     crate::main()
 }
 
@@ -214,6 +226,7 @@ pub struct Errno(pub i32);
 
 pub const EEXIST: Errno = Errno(17);
 pub const EINVAL: Errno = Errno(22);
+pub const ENOSYS: Errno = Errno(38);
 
 impl fmt::Display for Errno {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -234,6 +247,7 @@ impl fmt::Display for Errno {
             25 => "Inappropriate ioctl for device",
             28 => "No space left on device",
             30 => "Read-only file system",
+            38 => "Function not implemented",
             40 => "Too many levels of symbolic links",
             61 => "No data available",
             95 => "Operation not supported",
@@ -690,8 +704,8 @@ pub fn finit_module(file: &File, parameters: &str) -> Result<()> {
     .map(drop)
 }
 
-/// Replaces this process with `program`, given `argv` and an empty
-/// environment; returns only on failure.
+/// Replaces this process with `program`, given `argv` and the environment
+/// PID 1 was started with; returns only on failure.
 pub fn execv(program: &str, argv: &[&str]) -> Errno {
     let Ok(program) = c_string(program) else {
         return EINVAL;
@@ -701,13 +715,17 @@ pub fn execv(program: &str, argv: &[&str]) -> Errno {
     };
     let mut pointers: Vec<usize> = strings.iter().map(|s| s.as_ptr() as usize).collect();
     pointers.push(0);
-    let environment = [0usize];
+    let empty = [0usize];
+    let environment = match ENVIRONMENT.load(core::sync::atomic::Ordering::Relaxed) {
+        0 => empty.as_ptr() as usize,
+        pointer => pointer,
+    };
     match call(
         number::EXECVE,
         [
             program.as_ptr() as usize,
             pointers.as_ptr() as usize,
-            environment.as_ptr() as usize,
+            environment,
             0,
             0,
             0,

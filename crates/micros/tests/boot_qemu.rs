@@ -13,7 +13,7 @@ const SERVICES: &str = r#"  {
       # The dependent service sorts first and the one it waits for is slow:
       # only `after` can put MARKER-FIRST before MARKER-SECOND.
       zz-first = { oneshot = true, command = "sh -c 'sleep 2; echo MARKER-FIRST uptime $(cut -d\" \" -f1 /proc/uptime) stdout $(grep flags /proc/$$/fdinfo/1)'" },
-      aa-second = { oneshot = true, after = ["zz-first"], command = "echo MARKER-SECOND" },
+      aa-second = { oneshot = true, after = ["zz-first"], command = "sh -c 'echo MARKER-SECOND TERM-$TERM'" },
       counter = { command = "sh -c 'echo MARKER-COUNTER-START; exec sleep 1000'" },
       logged = { oneshot = true, command = "echo LOGGED-LINE", log.target = "file" },
       killer = {
@@ -53,6 +53,11 @@ fn services_ordering_restart_and_poweroff(platform: &str) {
         flags & 0o4000,
         0,
         "a service's stdout is O_NONBLOCK: {flags:o}"
+    );
+    assert!(
+        console.contains("MARKER-SECOND TERM-linux"),
+        "the environment the kernel gives PID 1 reaches the services:\n{}",
+        shown(console)
     );
     assert!(
         position("MARKER-FIRST") < position("MARKER-SECOND"),
