@@ -305,9 +305,7 @@ fn a_server_that_fails_then_recovers_is_retried() {
     let lock = setup.resolve(&["libc6"]).unwrap();
     let deb = setup.archive.deb_path("libc6");
     setup.archive.set_fault(&deb, Some(Fault::FailTimes(2)));
-    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
-        .unwrap()
-        .paths;
+    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None).unwrap();
     let attempts = setup
         .archive
         .requests()
@@ -352,9 +350,7 @@ fn a_cached_file_is_never_downloaded_twice_and_a_damaged_one_is_fetched_again() 
             .filter(|r| **r == setup.archive.deb_path(name))
             .count()
     };
-    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
-        .unwrap()
-        .paths;
+    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None).unwrap();
     assert_eq!(count("dropbear-bin"), 1);
     let libc6 = lock
         .packages
@@ -362,9 +358,7 @@ fn a_cached_file_is_never_downloaded_twice_and_a_damaged_one_is_fetched_again() 
         .position(|p| p.name == "libc6")
         .unwrap();
     std::fs::write(&paths[libc6], b"garbage").unwrap();
-    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
-        .unwrap()
-        .paths;
+    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None).unwrap();
     assert_eq!(count("dropbear-bin"), 1, "dropbear-bin is intact");
     assert_eq!(count("libc6"), 2, "the damaged entry is fetched again");
 }
@@ -405,9 +399,7 @@ fn the_lock_is_stable() {
 fn locked_and_offline_modes() {
     let setup = Setup::new();
     let lock = setup.resolve(&["libc6"]).unwrap();
-    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None)
-        .unwrap()
-        .paths;
+    fetch_packages(&lock, &setup.fetcher(), &setup.cache(), &Silent, None).unwrap();
 
     // --locked: a request the lock lacks is an error, not a silent change.
     let error = setup
@@ -527,6 +519,29 @@ fn wanted(packages: &[&str]) -> Wanted {
     }
 }
 
+/// Resolves `packages` from `suite` of `archive` with `fetcher` into
+/// `cache`, against `lock` in `mode`.
+#[allow(clippy::too_many_arguments)]
+fn resolve_with(
+    archive: &TestArchive,
+    fetcher: &Fetcher,
+    cache: &Cache,
+    suite: &str,
+    packages: &[&str],
+    lock: Option<&Lock>,
+    mode: LockMode,
+) -> Result<micros_debian::resolve::Resolved, ResolveError> {
+    resolve(
+        &wanted(packages),
+        &source(suite, archive),
+        lock,
+        mode,
+        fetcher,
+        cache,
+        &Silent,
+    )
+}
+
 fn quick(url: &str) -> Fetcher {
     let mut fetcher = Fetcher::new(url);
     fetcher.backoff = Duration::from_millis(5);
@@ -545,14 +560,14 @@ fn a_suite_caught_mid_update_is_read_through_a_consistent_alias() {
         "dists/trixie/main/binary-amd64/Packages.xz",
         Some(Fault::Corrupt),
     );
-    let resolved = resolve(
-        &wanted(&["runit"]),
-        &source("trixie", &archive),
-        None,
-        LockMode::Normal,
+    let resolved = resolve_with(
+        &archive,
         &quick(&url),
         &cache,
-        &Silent,
+        "trixie",
+        &["runit"],
+        None,
+        LockMode::Normal,
     )
     .unwrap();
     assert_eq!(
@@ -577,14 +592,14 @@ fn a_suite_caught_mid_update_is_read_through_a_consistent_alias() {
         Some(Fault::Corrupt),
     );
     let cold = tempfile::tempdir().unwrap();
-    let error = resolve(
-        &wanted(&["runit"]),
-        &source("trixie", &archive),
-        None,
-        LockMode::Normal,
+    let error = resolve_with(
+        &archive,
         &quick(&url),
         &Cache::open(cold.path().to_owned()).unwrap(),
-        &Silent,
+        "trixie",
+        &["runit"],
+        None,
+        LockMode::Normal,
     )
     .unwrap_err()
     .to_string();
@@ -609,14 +624,14 @@ fn another_release_under_an_alias_is_never_used_for_a_suite_mid_update() {
         Some(Fault::Corrupt),
     );
     let cache_dir = tempfile::tempdir().unwrap();
-    let error = resolve(
-        &wanted(&["runit"]),
-        &source("trixie", &archive),
-        None,
-        LockMode::Normal,
+    let error = resolve_with(
+        &archive,
         &quick(&url),
         &Cache::open(cache_dir.path().to_owned()).unwrap(),
-        &Silent,
+        "trixie",
+        &["runit"],
+        None,
+        LockMode::Normal,
     )
     .unwrap_err()
     .to_string();
@@ -640,14 +655,14 @@ fn a_lock_solved_through_stable_is_a_trixie_lock_and_stays_one() {
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(cache_dir.path().to_owned()).unwrap();
     let fetcher = quick(&url);
-    let lock = resolve(
-        &wanted(&["runit"]),
-        &source("stable", &archive),
-        None,
-        LockMode::Normal,
+    let lock = resolve_with(
+        &archive,
         &fetcher,
         &cache,
-        &Silent,
+        "stable",
+        &["runit"],
+        None,
+        LockMode::Normal,
     )
     .unwrap()
     .lock;
@@ -659,26 +674,26 @@ fn a_lock_solved_through_stable_is_a_trixie_lock_and_stays_one() {
         .contains("suite = \"trixie\"\nrelease = \"13.7\"\nalias = \"stable\"\n"));
 
     // A configuration asking for trixie accepts it as it is.
-    let same = resolve(
-        &wanted(&["runit"]),
-        &source("trixie", &archive),
-        Some(&lock),
-        LockMode::Locked,
+    let same = resolve_with(
+        &archive,
         &fetcher,
         &cache,
-        &Silent,
+        "trixie",
+        &["runit"],
+        Some(&lock),
+        LockMode::Locked,
     )
     .unwrap();
     assert!(!same.changed);
     // One asking for another release does not.
-    let error = resolve(
-        &wanted(&["runit"]),
-        &source("forky", &archive),
-        Some(&lock),
-        LockMode::Locked,
+    let error = resolve_with(
+        &archive,
         &fetcher,
         &cache,
-        &Silent,
+        "forky",
+        &["runit"],
+        Some(&lock),
+        LockMode::Locked,
     )
     .unwrap_err()
     .to_string();
@@ -694,14 +709,14 @@ fn a_lock_solved_through_stable_is_a_trixie_lock_and_stays_one() {
     archive.add(TestPackage::new("libc6", "2.42-1"));
     archive.publish();
     // Extending the lock reads trixie by its codename: still trixie.
-    let extended = resolve(
-        &wanted(&["runit", "busybox-static"]),
-        &source("stable", &archive),
-        Some(&lock),
-        LockMode::Normal,
+    let extended = resolve_with(
+        &archive,
         &fetcher,
         &cache,
-        &Silent,
+        "stable",
+        &["runit", "busybox-static"],
+        Some(&lock),
+        LockMode::Normal,
     )
     .unwrap();
     assert!(extended.changed);
@@ -709,14 +724,14 @@ fn a_lock_solved_through_stable_is_a_trixie_lock_and_stays_one() {
     assert_eq!(extended.lock.package("libc6").unwrap().version, "2.41-12");
     assert!(extended.lock.package("busybox-static").is_some());
     // `--update` moves on, and says so.
-    let updated = resolve(
-        &wanted(&["runit"]),
-        &source("stable", &archive),
-        Some(&extended.lock),
-        LockMode::Update,
+    let updated = resolve_with(
+        &archive,
         &fetcher,
         &cache,
-        &Silent,
+        "stable",
+        &["runit"],
+        Some(&extended.lock),
+        LockMode::Update,
     )
     .unwrap();
     assert_eq!(updated.lock.suite, "forky");
@@ -903,14 +918,14 @@ fn where_every_index_lists_the_all_packages_binary_all_is_not_read() {
         Some(Fault::Corrupt),
     );
     let cache_dir = tempfile::tempdir().unwrap();
-    let lock = resolve(
-        &wanted(&["runit"]),
-        &source("trixie", &archive),
-        None,
-        LockMode::Normal,
+    let lock = resolve_with(
+        &archive,
         &quick(&url),
         &Cache::open(cache_dir.path().to_owned()).unwrap(),
-        &Silent,
+        "trixie",
+        &["runit"],
+        None,
+        LockMode::Normal,
     )
     .unwrap()
     .lock;
@@ -929,14 +944,14 @@ fn resolve_from(
     lock: Option<&Lock>,
 ) -> Result<Lock, ResolveError> {
     let cache_dir = tempfile::tempdir().unwrap();
-    resolve(
-        &wanted(&["runit", "busybox-static"]),
-        &source(suite, archive),
-        lock,
-        LockMode::Normal,
+    resolve_with(
+        archive,
         &quick(url),
         &Cache::open(cache_dir.path().to_owned()).unwrap(),
-        &Silent,
+        suite,
+        &["runit", "busybox-static"],
+        lock,
+        LockMode::Normal,
     )
     .map(|r| r.lock)
 }
@@ -984,14 +999,14 @@ fn a_release_older_than_the_lock_is_refused() {
     archive.date = "Fri, 01 Jan 2027 00:00:00 UTC".to_owned();
     archive.publish();
     let cache_dir = tempfile::tempdir().unwrap();
-    let error = resolve(
-        &wanted(&["runit", "busybox-static", "libc6"]),
-        &source("trixie", &archive),
-        Some(&lock),
-        LockMode::Normal,
+    let error = resolve_with(
+        &archive,
         &quick(&url),
         &Cache::open(cache_dir.path().to_owned()).unwrap(),
-        &Silent,
+        "trixie",
+        &["runit", "busybox-static", "libc6"],
+        Some(&lock),
+        LockMode::Normal,
     )
     .unwrap_err()
     .to_string();
