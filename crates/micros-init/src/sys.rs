@@ -379,33 +379,29 @@ impl File {
 
     /// Fills `buffer` from `offset`, or fails (a short device is an error).
     pub fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> Result<()> {
-        let mut done = 0;
-        while done < buffer.len() {
-            let rest = &mut buffer[done..];
-            let n = self.at(
-                number::PREAD64,
-                rest.as_mut_ptr() as usize,
-                rest.len(),
-                offset + done as u64,
-            )?;
-            if n == 0 {
-                return Err(Errno(5));
-            }
-            done += n;
-        }
-        Ok(())
+        self.all_at(
+            number::PREAD64,
+            buffer.as_mut_ptr() as usize,
+            buffer.len(),
+            offset,
+        )
     }
 
     pub fn write_all_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
+        self.all_at(
+            number::PWRITE64,
+            bytes.as_ptr() as usize,
+            bytes.len(),
+            offset,
+        )
+    }
+
+    /// pread64 or pwrite64 (`number`) until all `length` bytes at `buffer`
+    /// are done; a device that ends first is an I/O error.
+    fn all_at(&self, number: usize, buffer: usize, length: usize, offset: u64) -> Result<()> {
         let mut done = 0;
-        while done < bytes.len() {
-            let rest = &bytes[done..];
-            let n = self.at(
-                number::PWRITE64,
-                rest.as_ptr() as usize,
-                rest.len(),
-                offset + done as u64,
-            )?;
+        while done < length {
+            let n = self.at(number, buffer + done, length - done, offset + done as u64)?;
             if n == 0 {
                 return Err(Errno(5));
             }
