@@ -9,6 +9,7 @@ mod error;
 mod evaluate;
 mod library;
 pub mod model;
+pub mod names;
 mod nickel;
 mod options;
 

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::names::{EnvName, NameError, ServiceName, SysctlKey, UserName};
+
 /// A set of names, as the Nickel side writes it: `{ htop = true }`.
 pub type Set = BTreeMap<String, bool>;
 
@@ -117,7 +119,7 @@ pub struct Environment {
     pub etc: BTreeMap<String, EtcFile>,
     pub files: BTreeMap<String, File>,
     pub exclude_paths: Set,
-    pub variables: BTreeMap<String, String>,
+    pub variables: BTreeMap<EnvName, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -160,7 +162,7 @@ pub struct Boot {
 #[serde(deny_unknown_fields)]
 pub struct Kernel {
     pub package: String,
-    pub sysctl: BTreeMap<String, serde_json::Value>,
+    pub sysctl: BTreeMap<SysctlKey, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -190,7 +192,7 @@ pub enum Overlay {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Runit {
-    pub services: BTreeMap<String, Service>,
+    pub services: BTreeMap<ServiceName, Service>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -198,11 +200,11 @@ pub struct Runit {
 pub struct Service {
     pub enable: bool,
     pub command: String,
-    pub user: String,
-    pub group: Option<String>,
-    pub environment: BTreeMap<String, String>,
+    pub user: UserName,
+    pub group: Option<UserName>,
+    pub environment: BTreeMap<EnvName, String>,
     pub working_directory: String,
-    pub after: Vec<String>,
+    pub after: Vec<ServiceName>,
     pub ready: Option<String>,
     pub oneshot: bool,
     pub log: Log,
@@ -240,7 +242,7 @@ pub struct Getty {
     pub enable: bool,
     pub tty: String,
     pub baud_rate: u32,
-    pub autologin_user: Option<String>,
+    pub autologin_user: Option<UserName>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -275,16 +277,16 @@ pub struct Dhcp {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Users {
-    pub users: BTreeMap<String, User>,
-    pub groups: BTreeMap<String, Group>,
+    pub users: BTreeMap<UserName, User>,
+    pub groups: BTreeMap<UserName, Group>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct User {
     pub uid: u32,
-    pub group: String,
-    pub extra_groups: Vec<String>,
+    pub group: UserName,
+    pub extra_groups: Vec<UserName>,
     pub home: String,
     pub shell: String,
     pub hashed_password: Option<String>,

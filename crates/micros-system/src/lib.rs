@@ -14,4 +14,5 @@ pub mod report;
 pub mod rootfs;
 pub mod runit;
 pub mod sdimage;
+pub mod shell;
 pub mod users;

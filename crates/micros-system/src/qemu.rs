@@ -2,6 +2,8 @@
 //! `micros build` writes, and the Debian package that provides QEMU.
 use micros_config::model::{Config, Overlay, Platform};
 
+use crate::shell;
+
 /// The QEMU binary for a platform and the Debian package providing it.
 pub fn emulator(platform: Platform) -> (&'static str, &'static str) {
     match platform {
@@ -117,15 +119,15 @@ pub fn arguments_with(config: &Config, dir: &str, accel: Accel, data: Option<&st
 /// arguments on to QEMU.
 pub fn run_vm_script(config: &Config) -> String {
     let (binary, package) = emulator(config.platform.host);
-    let args: Vec<String> = arguments(config, "$dir")
-        .into_iter()
-        .map(|a| {
-            if a.contains("$dir") || a.contains("$data") {
-                format!("\"{a}\"")
-            } else {
-                crate::runit::shell_quote(&a)
-            }
-        })
+    // MicrOS's own arguments name the artifacts by `$dir` and the data
+    // disk by `$data`, which the script expands; the user's extraArgs,
+    // which come last, are passed on as written.
+    let mut args = arguments(config, "$dir");
+    let user = args.split_off(args.len() - config.virtualisation.qemu.extra_args.len());
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| shell::quote_with_variables(a, &["dir", "data"]))
+        .chain(user.iter().map(|a| shell::quote(a)))
         .collect();
     let data = match data_disk(config) {
         Some((name, size)) => format!(
@@ -218,5 +220,64 @@ pub fn probe_kvm(config: &Config, dir: &std::path::Path) -> (Accel, String) {
         (Accel::Kvm, "KVM".into())
     } else {
         (Accel::Tcg, "software emulation (TCG): KVM is present but cannot boot this kernel (the kernel printed nothing under it)".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `run-vm`, run with a stand-in for QEMU that prints its arguments:
+    /// the artifacts' directory and the data disk may hold any character,
+    /// and the user's extraArgs arrive exactly as written.
+    #[test]
+    fn run_vm_passes_every_argument_as_one_word() {
+        let place = tempfile::tempdir().unwrap();
+        let extra = ["-name", "it's $dir `touch x` $(touch y) \"z\" a\nb"];
+        std::fs::write(
+            place.path().join("system.ncl"),
+            format!(
+                "let micros = import \"micros\" in micros.system {{ modules = [ micros.profiles.qemu, {{ boot.overlay = \"data\", virtualisation.qemu.extraArgs = {} }} ] }}",
+                serde_json::to_string(&extra).unwrap()
+            ),
+        )
+        .unwrap();
+        let config = micros_config::evaluate(&place.path().join("system.ncl"))
+            .unwrap()
+            .config;
+        let result = place.path().join("it's a $(dir) `x`");
+        let bin = place.path().join("bin");
+        for dir in [&result, &bin] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        let (binary, _) = emulator(config.platform.host);
+        let executable = |path: std::path::PathBuf, text: String| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        executable(bin.join(binary), "#!/bin/sh\nprintf '<%s>' \"$@\"\n".into());
+        executable(result.join("run-vm"), run_vm_script(&config));
+        std::fs::write(result.join("cmdline"), "console=ttyS0").unwrap();
+        let data = place.path().join("data $HOME 'disk'.img");
+        let output = std::process::Command::new(result.join("run-vm"))
+            .current_dir(place.path())
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("MICROS_DATA_DISK", &data)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let printed = String::from_utf8(output.stdout).unwrap();
+        let dir = result.display();
+        for word in [
+            format!("<-kernel><{dir}/kernel>"),
+            format!("<file={dir}/root.squashfs,format=raw,if=none,id=root,readonly=on>"),
+            format!("<file={},format=raw,if=none,id=data>", data.display()),
+            format!("<{}><{}><-append><console=ttyS0>", extra[0], extra[1]),
+        ] {
+            assert!(printed.contains(&word), "{word} in {printed}");
+        }
+        assert!(data.exists(), "run-vm creates the data disk it was given");
+        assert!(!place.path().join("x").exists() && !place.path().join("y").exists());
     }
 }

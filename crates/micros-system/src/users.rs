@@ -134,14 +134,14 @@ pub fn render(users: &Users) -> Result<UserDatabase, UsersError> {
         if let Some(first) = by_uid.insert(user.uid, name) {
             return Err(UsersError::DuplicateUid {
                 first: first.to_owned(),
-                second: name.clone(),
+                second: name.to_string(),
                 uid: user.uid,
             });
         }
         for (field, value) in [("home", &user.home), ("shell", &user.shell)] {
             if value.contains([':', '\n']) {
                 return Err(UsersError::BadCharacter {
-                    user: name.clone(),
+                    user: name.to_string(),
                     field,
                 });
             }
@@ -149,18 +149,18 @@ pub fn render(users: &Users) -> Result<UserDatabase, UsersError> {
         if let Some(hash) = user.hashed_password.as_deref() {
             if hash.contains([':', '\n']) {
                 return Err(UsersError::BadCharacter {
-                    user: name.clone(),
+                    user: name.to_string(),
                     field: "hashedPassword",
                 });
             }
             check_hash(hash).map_err(|reason| UsersError::BadHash {
-                user: name.clone(),
+                user: name.to_string(),
                 reason,
             })?;
         }
         for (index, key) in user.authorized_keys.iter().enumerate() {
             check_authorized_key(key).map_err(|reason| UsersError::BadKey {
-                user: name.clone(),
+                user: name.to_string(),
                 index,
                 reason,
             })?;
@@ -168,7 +168,7 @@ pub fn render(users: &Users) -> Result<UserDatabase, UsersError> {
         if !user.authorized_keys.is_empty() && matches!(user.home.as_str(), "/var/empty" | "/" | "")
         {
             return Err(UsersError::KeysWithoutHome {
-                user: name.clone(),
+                user: name.to_string(),
                 home: user.home.clone(),
             });
         }
@@ -178,7 +178,7 @@ pub fn render(users: &Users) -> Result<UserDatabase, UsersError> {
         if let Some(first) = by_gid.insert(group.gid, name) {
             return Err(UsersError::DuplicateGid {
                 first: first.to_owned(),
-                second: name.clone(),
+                second: name.to_string(),
                 gid: group.gid,
             });
         }
@@ -193,14 +193,14 @@ pub fn render(users: &Users) -> Result<UserDatabase, UsersError> {
             .get(&user.group)
             .ok_or_else(|| UsersError::UnknownGroup {
                 user: (*name).to_owned(),
-                group: user.group.clone(),
+                group: user.group.to_string(),
             })?
             .gid;
         for extra in &user.extra_groups {
             if !users.groups.contains_key(extra) {
                 return Err(UsersError::UnknownExtraGroup {
                     user: (*name).to_owned(),
-                    group: extra.clone(),
+                    group: extra.to_string(),
                 });
             }
             members.entry(extra.as_str()).or_default().push(name);
@@ -229,12 +229,16 @@ pub fn render(users: &Users) -> Result<UserDatabase, UsersError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use micros_config::model::{Group, User};
+    use micros_config::model::{Group, User, UserName};
+
+    fn n(text: &str) -> UserName {
+        UserName::parse(text).unwrap()
+    }
 
     fn user(uid: u32, group: &str) -> User {
         User {
             uid,
-            group: group.into(),
+            group: n(group),
             extra_groups: vec![],
             home: "/var/empty".into(),
             shell: "/bin/sh".into(),
@@ -247,20 +251,20 @@ mod tests {
         let mut root = user(0, "root");
         root.home = "/root".into();
         let mut alice = user(1000, "users");
-        alice.extra_groups = vec!["wheel".into()];
+        alice.extra_groups = vec![n("wheel")];
         alice.hashed_password = Some("$6$salt$hash".into());
         Users {
             users: [
-                ("root".into(), root),
-                ("alice".into(), alice),
-                ("sshd".into(), user(74, "sshd")),
+                (n("root"), root),
+                (n("alice"), alice),
+                (n("sshd"), user(74, "sshd")),
             ]
             .into(),
             groups: [
-                ("root".into(), Group { gid: 0 }),
-                ("users".into(), Group { gid: 100 }),
-                ("wheel".into(), Group { gid: 10 }),
-                ("sshd".into(), Group { gid: 74 }),
+                (n("root"), Group { gid: 0 }),
+                (n("users"), Group { gid: 100 }),
+                (n("wheel"), Group { gid: 10 }),
+                (n("sshd"), Group { gid: 74 }),
             ]
             .into(),
         }
@@ -289,7 +293,7 @@ mod tests {
             "users.users.alice.uid and users.users.sshd.uid are both 74: user ids must be unique"
         );
         let mut bad = users();
-        bad.users.get_mut("alice").unwrap().group = "staff".into();
+        bad.users.get_mut("alice").unwrap().group = n("staff");
         assert!(render(&bad)
             .unwrap_err()
             .to_string()
