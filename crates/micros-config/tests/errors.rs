@@ -170,7 +170,11 @@ fn bad_addresses_name_the_option() {
     );
     let message = common::error(r#"{ networking.interfaces."eth0 bad".dhcp = true }"#);
     assert!(
-        message.contains("networking.interfaces.\"eth0 bad\": not an interface name"),
+        message.starts_with("in option `networking.interfaces`:"),
+        "{message}"
+    );
+    assert!(
+        message.contains("\"eth0 bad\" is not an interface name"),
         "{message}"
     );
 }
