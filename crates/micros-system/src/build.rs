@@ -9,7 +9,8 @@
 //! ├── root.squashfs    the root filesystem
 //! ├── cmdline          the kernel command line
 //! ├── run-vm           boots it in QEMU
-//! └── manifest.json    platform, kernel, packages, artifacts with SHA-256
+//! └── manifest.json    platform, kernel, packages, artifacts with SHA-256,
+//!                      the root by package, its setuid/setgid files and devices
 //! ```
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -106,6 +107,9 @@ pub struct Built {
     pub kernel_version: String,
     /// Where the root filesystem's bytes go, when it was built.
     pub root_report: Vec<crate::report::Share>,
+    /// The root filesystem's setuid/setgid files and device nodes, when it
+    /// was built.
+    pub special_files: Vec<crate::report::SpecialFile>,
 }
 
 /// The modules the initrd needs for the configuration.
@@ -214,7 +218,11 @@ pub fn build(
     let result = write_artifacts(
         config, config_dir, &unpacked, epoch, attribute, &staging, lock,
     );
-    let (artifacts, root_report) = match result {
+    let Written {
+        artifacts,
+        root_report,
+        special_files,
+    } = match result {
         Ok(built) => built,
         Err(error) => {
             let _ = std::fs::remove_dir_all(&staging);
@@ -233,7 +241,15 @@ pub fn build(
         artifacts,
         kernel_version: unpacked.kernel.version,
         root_report,
+        special_files,
     })
+}
+
+/// What [`write_artifacts`] wrote, and what it found in the root.
+struct Written {
+    artifacts: Artifacts,
+    root_report: Vec<crate::report::Share>,
+    special_files: Vec<crate::report::SpecialFile>,
 }
 
 /// What the packages hold, sorted by where it goes.
@@ -374,8 +390,9 @@ fn write_artifacts(
     attribute: Attribute,
     dir: &Path,
     lock: &Lock,
-) -> Result<(Artifacts, Vec<crate::report::Share>), BuildError> {
+) -> Result<Written, BuildError> {
     let mut root_report = Vec::new();
+    let mut special_files = Vec::new();
     let (kernel, data) = (&unpacked.kernel, &unpacked.data);
     let card = attribute == Attribute::SdImage;
     // Before any writing: a card needs a model to be made for.
@@ -428,6 +445,7 @@ fn write_artifacts(
         let mut root = rootfs::assemble(config, config_dir, &packages, kernel)?;
         let names: Vec<&str> = data.iter().map(|(name, _)| name.as_str()).collect();
         root_report = crate::report::by_source(&root, &names);
+        special_files = crate::report::special_files(&root, &names);
         root.normalize(epoch)?;
         let compressor = match config.image.rootfs.compression {
             ConfigCompression::Xz => SquashfsCompressor::Xz,
@@ -516,6 +534,7 @@ fn write_artifacts(
                 "files": s.files,
                 "share": if root_total == 0 { 0.0 } else { (s.bytes as f64 / root_total as f64 * 10_000.0).round() / 10_000.0 },
             })).collect::<Vec<_>>(),
+            "specialFiles": special_files.iter().map(crate::report::SpecialFile::to_json).collect::<Vec<_>>(),
         });
         let path = dir.join("manifest.json");
         std::fs::write(
@@ -527,7 +546,11 @@ fn write_artifacts(
         )
         .map_err(io(&path))?;
     }
-    Ok((artifacts, root_report))
+    Ok(Written {
+        artifacts,
+        root_report,
+        special_files,
+    })
 }
 
 #[cfg(test)]

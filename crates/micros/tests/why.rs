@@ -47,6 +47,12 @@ fn project() -> ArchiveProject {
                     &[6u8; 60_000],
                     0o644,
                 ),
+        )
+        .add(
+            TestPackage::new("passwd", "1:4.17.4-2")
+                .field("Depends", "libc6")
+                .file("./usr/bin/passwd", &[8u8; 1_000], 0o4755)
+                .file("./usr/bin/chage", &[9u8; 1_000], 0o2755),
         );
     ArchiveProject::new(archive, "environment.packages.htop = true")
 }
@@ -199,4 +205,34 @@ fn the_build_reports_sizes_by_package_and_a_budget_stops_it() {
         text(&output.stderr)
     );
     assert!(Path::new(&project.path("result/manifest.json")).exists());
+}
+
+#[test]
+fn the_build_lists_setuid_and_setgid_files_from_packages() {
+    let project = project();
+    let manifest = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(project.path("result/manifest.json")).unwrap())
+            .unwrap()
+    };
+    // None in the base system: no section, an empty list.
+    let out = ok(&project.micros(&["build"]));
+    assert!(!out.contains("setuid"), "{out}");
+    assert_eq!(manifest()["specialFiles"], serde_json::json!([]));
+
+    project.write_config("environment.packages.passwd = true");
+    let out = ok(&project.micros(&["build"]));
+    assert!(
+        out.contains(
+            "setuid/setgid files (2):\n  /usr/bin/chage (setgid root, 2755, from passwd)\n  /usr/bin/passwd (setuid root, 4755, from passwd)\n"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("device nodes"), "{out}");
+    assert_eq!(
+        manifest()["specialFiles"],
+        serde_json::json!([
+            {"path": "/usr/bin/chage", "kind": "setgid", "mode": "2755", "owner": 0, "group": 0, "source": "passwd"},
+            {"path": "/usr/bin/passwd", "kind": "setuid", "mode": "4755", "owner": 0, "group": 0, "source": "passwd"},
+        ])
+    );
 }

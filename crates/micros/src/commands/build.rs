@@ -35,6 +35,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !built.root_report.is_empty() {
         print!("{}", micros_system::report::table(&built.root_report, 10));
     }
+    print!(
+        "{}",
+        micros_system::report::special_table(&built.special_files)
+    );
     for (name, (size, _)) in &built.artifacts {
         println!("  {:<14} {:>10}", name, human(*size));
     }
