@@ -325,15 +325,16 @@ fn build_lock(
 /// The locked `.deb` files in the cache.
 #[derive(Debug, Clone)]
 pub struct LockedFiles {
-    /// In lock order.
-    pub paths: Vec<PathBuf>,
+    /// By package name: each file is paired with its package here, where
+    /// the downloads are made from the lock, and nowhere else.
+    pub paths: BTreeMap<String, PathBuf>,
     /// One line naming the packages that came from the snapshot archive
     /// because the mirror no longer has them.
     pub note: Option<String>,
 }
 
 /// Makes every locked `.deb` available in the cache (downloading what is
-/// missing or damaged) and returns their paths, in lock order.
+/// missing or damaged) and returns their paths by package name.
 ///
 /// Debian's mirrors delete old versions soon after a point release. A
 /// package the mirror no longer has is fetched from `snapshot` (the base
@@ -388,8 +389,15 @@ pub fn fetch_packages(
             timestamp.as_deref().unwrap_or_default()
         )
     });
+    // fetch_all answers every download, in order, or fails.
+    assert_eq!(fetched.len(), lock.packages.len(), "one file per download");
     Ok(LockedFiles {
-        paths: fetched.into_iter().map(|file| file.path).collect(),
+        paths: lock
+            .packages
+            .iter()
+            .zip(fetched)
+            .map(|(package, file)| (package.name.clone(), file.path))
+            .collect(),
         note,
     })
 }

@@ -27,8 +27,8 @@ use crate::rootfs::{self, Package, RootfsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("the lock has {locked} packages but {fetched} .deb files were given: the files must be the lock's, in its order")]
-    FilesNotLocked { locked: usize, fetched: usize },
+    #[error("no .deb file was given for the locked package {package}: run `micros fetch` to fetch the lock's packages")]
+    FileNotFetched { package: String },
     #[error(transparent)]
     Deb(#[from] DebError),
     #[error(transparent)]
@@ -189,12 +189,12 @@ pub fn parse_release_date(text: &str) -> Option<u64> {
 }
 
 /// Builds `attribute` for `config` into `out` (replacing it only once the
-/// new one is complete). `debs` are the cached `.deb` files, in lock order.
+/// new one is complete). `debs` are the cached `.deb` files, by package.
 pub fn build(
     config: &Config,
     config_path: &Path,
     lock: &Lock,
-    debs: &[PathBuf],
+    debs: &Debs,
     cache: &Cache,
     attribute: Attribute,
     out: &Path,
@@ -252,6 +252,27 @@ struct Written {
     special_files: Vec<crate::report::SpecialFile>,
 }
 
+/// The cached `.deb` files, by package name.
+pub type Debs = BTreeMap<String, PathBuf>;
+
+/// Each locked package with its file, in lock order; a package without one
+/// is an error naming it (files are paired by name, never by position).
+fn pair<'a>(
+    lock: &'a Lock,
+    debs: &'a Debs,
+) -> Result<Vec<(&'a micros_debian::lock::LockedPackage, &'a PathBuf)>, BuildError> {
+    lock.packages
+        .iter()
+        .map(|package| {
+            debs.get(&package.name)
+                .map(|deb| (package, deb))
+                .ok_or_else(|| BuildError::FileNotFetched {
+                    package: package.name.clone(),
+                })
+        })
+        .collect()
+}
+
 /// What the packages hold, sorted by where it goes.
 struct Unpacked {
     kernel: Kernel,
@@ -267,20 +288,13 @@ struct Unpacked {
 fn unpack(
     config: &Config,
     lock: &Lock,
-    debs: &[PathBuf],
+    debs: &Debs,
     cache: &Cache,
 ) -> Result<Unpacked, BuildError> {
     let mut kernel_tree = Tree::new();
     let mut firmware_tree = Tree::new();
     let mut data = Vec::new();
-    // Each file is its package's: a shorter list would shift them all.
-    if debs.len() != lock.packages.len() {
-        return Err(BuildError::FilesNotLocked {
-            locked: lock.packages.len(),
-            fetched: debs.len(),
-        });
-    }
-    for (package, deb) in lock.packages.iter().zip(debs) {
+    for (package, deb) in pair(lock, debs)? {
         let tar = data_tar(cache, &package.name, deb, &package.sha256)?;
         if package.name == "raspi-firmware" {
             unpack_tar(
@@ -368,7 +382,7 @@ pub fn root_tree(
     config: &Config,
     config_path: &Path,
     lock: &Lock,
-    debs: &[PathBuf],
+    debs: &Debs,
     cache: &Cache,
 ) -> Result<(Tree, Vec<String>), BuildError> {
     let config_dir = config_path.parent().unwrap_or(Path::new("."));
@@ -556,6 +570,34 @@ fn write_artifacts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_are_paired_with_packages_by_name() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/qemu.lock");
+        let lock = Lock::parse(path, &std::fs::read_to_string(path).unwrap()).unwrap();
+        let names: Vec<&str> = lock.packages.iter().map(|p| p.name.as_str()).collect();
+        assert!(names.len() > 2, "{names:?}");
+        // Given in reverse order, each file still goes to its package.
+        let debs: Debs = names
+            .iter()
+            .rev()
+            .map(|name| (name.to_string(), PathBuf::from(format!("{name}.deb"))))
+            .collect();
+        for (package, deb) in pair(&lock, &debs).unwrap() {
+            assert_eq!(*deb, PathBuf::from(format!("{}.deb", package.name)));
+        }
+        // One missing: named, not shifted onto its neighbour.
+        let mut short = debs.clone();
+        short.remove(names[1]);
+        let error = pair(&lock, &short).unwrap_err();
+        assert!(
+            error.to_string().contains(&format!(
+                "no .deb file was given for the locked package {}",
+                names[1]
+            )),
+            "{error}"
+        );
+    }
 
     #[test]
     fn release_dates() {

@@ -86,7 +86,8 @@ fn images() -> Images {
 
     let mut kernel_tree = Tree::new();
     let mut root = Tree::new();
-    for (package, deb) in lock.packages.iter().zip(&debs) {
+    for package in &lock.packages {
+        let deb = &debs[&package.name];
         let tar = data_tar(&cache, &package.name, deb, &package.sha256).unwrap();
         let target = if package.name.starts_with("linux-image") {
             &mut kernel_tree

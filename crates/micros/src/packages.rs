@@ -95,7 +95,7 @@ pub struct Locked {
 impl Locked {
     /// Every locked `.deb` in the cache, downloaded where missing (from
     /// the snapshot archive for what the mirror dropped, said in a line).
-    pub fn fetch(&self) -> anyhow::Result<Vec<PathBuf>> {
+    pub fn fetch(&self) -> anyhow::Result<micros_system::build::Debs> {
         let files = fetch_packages(
             &self.resolved.lock,
             &self.fetcher,
