@@ -16,19 +16,42 @@ pub enum ValueError {
 }
 
 /// A SHA-256 digest: 64 lowercase hexadecimal digits.
+///
+/// Deserialised (the lock) only in that form, through
+/// [`Sha256::parse_lowercase`]; read from an archive's index through the
+/// lenient [`Sha256::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Sha256(String);
 
 impl Sha256 {
-    /// Checks `text`; upper-case digits are accepted and lowered (Release
-    /// files may use either).
+    /// Checks a digest from an archive's Release or Packages index:
+    /// upper-case digits are accepted and lowered. Those files are the
+    /// archive's, written by whatever tool its maintainers run, and a digest
+    /// is the same number in either case, so refusing one would refuse a
+    /// mirror for its spelling.
     pub fn parse(text: &str) -> Result<Sha256, ValueError> {
         if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(Sha256(text.to_ascii_lowercase()))
         } else {
-            Err(ValueError::Sha256(text.chars().take(80).collect()))
+            Err(Sha256::invalid(text))
         }
+    }
+
+    /// Checks a digest that micros wrote itself (the lock): only the form
+    /// it writes, 64 lowercase hexadecimal digits. Anything else means the
+    /// file was edited by hand, and is refused rather than quietly
+    /// rewritten, so that the lock on disk and the lock in use never differ.
+    pub fn parse_lowercase(text: &str) -> Result<Sha256, ValueError> {
+        if text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(Sha256(text.to_owned()))
+        } else {
+            Err(Sha256::invalid(text))
+        }
+    }
+
+    fn invalid(text: &str) -> ValueError {
+        ValueError::Sha256(text.chars().take(80).collect())
     }
 
     /// The digest of `bytes`.
@@ -48,10 +71,12 @@ impl Sha256 {
     }
 }
 
+/// Strict: this is how serde reads a digest, and micros only deserialises
+/// what it serialised (the lock).
 impl TryFrom<String> for Sha256 {
     type Error = ValueError;
     fn try_from(text: String) -> Result<Sha256, ValueError> {
-        Sha256::parse(&text)
+        Sha256::parse_lowercase(&text)
     }
 }
 
@@ -133,6 +158,9 @@ mod tests {
             good,
             "lowered"
         );
+        assert_eq!(Sha256::parse_lowercase(&good).unwrap().as_str(), good);
+        assert!(Sha256::parse_lowercase(&good.to_uppercase()).is_err());
+        assert!(Sha256::try_from(format!("{}A", "a".repeat(63))).is_err());
         for bad in [
             "",
             "abc",
@@ -143,6 +171,7 @@ mod tests {
             &format!("{}/", "a".repeat(63)),
         ] {
             assert!(Sha256::parse(bad).is_err(), "{bad}");
+            assert!(Sha256::parse_lowercase(bad).is_err(), "{bad}");
         }
         assert_eq!(
             Sha256::of(b"").as_str(),

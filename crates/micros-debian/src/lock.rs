@@ -64,7 +64,8 @@ pub struct LockedPackage {
     /// (checked when the lock is read: under `pool/`, no `..`).
     pub filename: PoolPath,
     pub size: u64,
-    /// Checked when the lock is read: 64 hexadecimal digits, never a path.
+    /// Checked when the lock is read: 64 lowercase hexadecimal digits (as
+    /// micros writes them), never a path.
     pub sha256: Sha256,
     /// Installed size in KiB, from the index (for size reports).
     pub installed_size: u64,
@@ -248,6 +249,13 @@ mod tests {
         assert_eq!(snapshot_timestamp("Sat, 21 Nov 2026 09:15:44 CET"), None);
     }
 
+    /// `line N` for the line of `text` holding `needle`, as TOML errors
+    /// name it.
+    fn line_of(text: &str, needle: &str) -> String {
+        let index = text.lines().position(|l| l.contains(needle)).unwrap();
+        format!("line {}", index + 1)
+    }
+
     #[test]
     fn hashes_and_pool_paths_are_checked_where_the_lock_is_read() {
         let text = sample().render();
@@ -264,7 +272,8 @@ mod tests {
             "{error}"
         );
         assert!(error.contains("is not a SHA-256 digest"), "{error}");
-        assert!(error.contains("line "), "the error names the line: {error}");
+        let line = line_of(&hostile, "precious-file");
+        assert!(error.contains(&line), "the error names {line}: {error}");
         let hostile = text.replacen(
             "pool/main/r/runit/runit_2.2.0-3_amd64.deb",
             "pool/../../../etc/shadow",
@@ -277,6 +286,24 @@ mod tests {
             error.contains("is not a path below the archive's pool/"),
             "{error}"
         );
+        let line = line_of(&hostile, "etc/shadow");
+        assert!(error.contains(&line), "the error names {line}: {error}");
+    }
+
+    #[test]
+    fn an_upper_case_hash_in_the_lock_is_refused() {
+        let text = sample().render();
+        let shouting = text.replacen(&"a".repeat(64), &"A".repeat(64), 1);
+        assert_ne!(shouting, text);
+        let error = Lock::parse("micros.lock", &shouting)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!("`{}` is not a SHA-256 digest", "A".repeat(64))),
+            "{error}"
+        );
+        let line = line_of(&shouting, &"A".repeat(64));
+        assert!(error.contains(&line), "the error names {line}: {error}");
     }
 
     #[test]

@@ -22,6 +22,13 @@ pub struct Entry {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// The owner's and group's names (ustar `uname`/`gname`, or PAX
+    /// `uname`/`gname`), where the archive has them: a package's ids are
+    /// those of the machine that built it, its names are what it means
+    /// (`root`, `shadow`), so the names are what later gets mapped to this
+    /// system's ids. `None` when absent, empty or not UTF-8.
+    pub user: Option<String>,
+    pub group: Option<String>,
     /// Where the file's data starts, and its length (0 for non-files).
     pub offset: u64,
     pub size: u64,
@@ -59,8 +66,20 @@ fn string(field: &[u8]) -> String {
     String::from_utf8_lossy(&field[..end]).into_owned()
 }
 
-/// PAX records: `<length> <key>=<value>\n`.
-fn pax(data: &[u8]) -> Vec<(String, String)> {
+/// A user or group name field: NUL-terminated (or filling the field).
+/// Empty or non-UTF-8 names are no names: a lossily repaired one (`r�ot`)
+/// would be a name no system has, and the ids are the better guess then.
+fn name(field: &[u8]) -> Option<String> {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    match std::str::from_utf8(&field[..end]) {
+        Ok(text) if !text.is_empty() => Some(text.to_owned()),
+        _ => None,
+    }
+}
+
+/// PAX records: `<length> <key>=<value>\n`. Values stay bytes: a path is
+/// read lossily, a name strictly (see [`name`]).
+fn pax(data: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut records = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {
@@ -81,7 +100,7 @@ fn pax(data: &[u8]) -> Vec<(String, String)> {
         if let Some(equals) = record.iter().position(|&b| b == b'=') {
             records.push((
                 String::from_utf8_lossy(&record[..equals]).into_owned(),
-                String::from_utf8_lossy(&record[equals + 1..]).into_owned(),
+                record[equals + 1..].to_vec(),
             ));
         }
         rest = &rest[length..];
@@ -99,7 +118,7 @@ pub fn entries(
     let mut offset = 0u64;
     let mut long_name: Option<String> = None;
     let mut long_link: Option<String> = None;
-    let mut pax_records: Vec<(String, String)> = Vec::new();
+    let mut pax_records: Vec<(String, Vec<u8>)> = Vec::new();
     while offset + BLOCK <= length {
         let header = read_at(offset, BLOCK as usize);
         if header.len() < BLOCK as usize {
@@ -147,10 +166,18 @@ pub fn entries(
             offset = data + size.div_ceil(BLOCK) * BLOCK;
             continue;
         }
-        let prefix = if &header[257..262] == b"ustar" {
+        // POSIX ustar (`ustar\0`) and GNU (`ustar `) both have the prefix
+        // and the names; a pre-POSIX header has neither.
+        let ustar = &header[257..262] == b"ustar";
+        let prefix = if ustar {
             string(&header[345..500])
         } else {
             String::new()
+        };
+        let (mut user, mut group) = if ustar {
+            (name(&header[265..297]), name(&header[297..329]))
+        } else {
+            (None, None)
         };
         let mut path = string(&header[0..100]);
         if !prefix.is_empty() {
@@ -165,9 +192,17 @@ pub fn entries(
         }
         for (key, value) in pax_records.drain(..) {
             match key.as_str() {
-                "path" => path = value,
-                "linkpath" => link = value,
-                "size" => size = value.parse().map_err(|_| bad("PAX size is not a number"))?,
+                "path" => path = String::from_utf8_lossy(&value).into_owned(),
+                "linkpath" => link = String::from_utf8_lossy(&value).into_owned(),
+                "size" => {
+                    size = std::str::from_utf8(&value)
+                        .ok()
+                        .and_then(|text| text.parse().ok())
+                        .ok_or_else(|| bad("PAX size is not a number"))?
+                }
+                // An empty PAX value removes the header's field (POSIX).
+                "uname" => user = name(&value),
+                "gname" => group = name(&value),
                 _ => {}
             }
         }
@@ -200,6 +235,8 @@ pub fn entries(
             gid: octal(&header[116..124])
                 .and_then(|n| u32::try_from(n).ok())
                 .ok_or_else(|| bad("gid is not a 32-bit number"))?,
+            user,
+            group,
             offset: data,
             size,
         });
@@ -308,19 +345,119 @@ mod tests {
         assert_eq!(entries[4].path, long);
     }
 
+    /// Sets a field of the first header and makes its checksum again.
+    fn patch(archive: &mut [u8], at: usize, bytes: &[u8]) {
+        archive[at..at + bytes.len()].copy_from_slice(bytes);
+        let header: &mut [u8; 512] = (&mut archive[..512]).try_into().unwrap();
+        checksum(header);
+    }
+
     #[test]
     fn ids_past_32_bits_are_refused_not_wrapped_to_root() {
-        let mut archive = build(&[("./a", '0', 0o4755, b"x", "")]);
-        // uid = 2^32 in GNU base-256; the checksum is made again.
+        // 2^32 in GNU base-256.
         let mut field = [0u8; 8];
         field[0] = 0x80;
         field[3] = 1;
-        archive[108..116].copy_from_slice(&field);
-        archive[148..156].copy_from_slice(b"        ");
-        let sum: u32 = archive[..512].iter().map(|&b| u32::from(b)).sum();
-        archive[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        let error = entries_of(&archive).unwrap_err().to_string();
-        assert!(error.contains("uid is not a 32-bit number"), "{error}");
+        for (at, what) in [(108, "uid"), (116, "gid")] {
+            let mut archive = build(&[("./a", '0', 0o4755, b"x", "")]);
+            patch(&mut archive, at, &field);
+            let error = entries_of(&archive).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("{what} is not a 32-bit number")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_and_group_names_are_kept() {
+        let mut archive = build(&[("./usr/bin/chage", '0', 0o2755, b"x", "")]);
+        patch(&mut archive, 265, b"www-data\0");
+        patch(&mut archive, 297, b"shadow\0");
+        let entry = &entries_of(&archive).unwrap()[0];
+        assert_eq!(
+            (entry.user.as_deref(), entry.group.as_deref()),
+            (Some("www-data"), Some("shadow"))
+        );
+        // A name filling its 32 bytes has no NUL.
+        patch(&mut archive, 265, &[b'u'; 32]);
+        let entry = &entries_of(&archive).unwrap()[0];
+        assert_eq!(entry.user.as_deref(), Some("u".repeat(32).as_str()));
+    }
+
+    #[test]
+    fn absent_empty_or_garbled_names_are_none() {
+        // `build` leaves the names empty.
+        let archive = build(&[("./a", '0', 0o644, b"x", "")]);
+        let entry = &entries_of(&archive).unwrap()[0];
+        assert_eq!(
+            (entry.user.as_deref(), entry.group.as_deref()),
+            (None, None)
+        );
+        let mut archive = build(&[("./a", '0', 0o644, b"x", "")]);
+        patch(&mut archive, 265, b"r\xffot\0");
+        patch(&mut archive, 297, b"\xc3\0");
+        let entry = &entries_of(&archive).unwrap()[0];
+        assert_eq!(
+            (entry.user.as_deref(), entry.group.as_deref()),
+            (None, None)
+        );
+        // A pre-POSIX header has no name fields: bytes there mean nothing.
+        let mut archive = build(&[("./a", '0', 0o644, b"x", "")]);
+        patch(&mut archive, 265, b"root\0");
+        patch(&mut archive, 257, &[0u8; 8]);
+        let entry = &entries_of(&archive).unwrap()[0];
+        assert_eq!(entry.user, None);
+    }
+
+    /// A PAX extended header holding `records`, for the entry after it.
+    fn pax_header(records: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut data = Vec::new();
+        for (key, value) in records {
+            let body = [b" ", key.as_bytes(), b"=", value, b"\n"].concat();
+            // The length counts its own digits.
+            let mut length = body.len() + 1;
+            while (body.len() + length.to_string().len()) != length {
+                length += 1;
+            }
+            data.extend(length.to_string().as_bytes());
+            data.extend(body);
+        }
+        let mut header = [0u8; 512];
+        header[..14].copy_from_slice(b"./PaxHeaders/a");
+        write_octal(&mut header[100..108], 0o644);
+        write_octal(&mut header[124..136], data.len() as u64);
+        header[156] = b'x';
+        header[257..263].copy_from_slice(b"ustar\0");
+        header[263..265].copy_from_slice(b"00");
+        checksum(&mut header);
+        let mut out = header.to_vec();
+        out.extend(&data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        out
+    }
+
+    #[test]
+    fn pax_names_override_the_header() {
+        let mut entry = build(&[("./a", '0', 0o644, b"x", "")]);
+        patch(&mut entry, 265, b"nobody\0");
+        patch(&mut entry, 297, b"nogroup\0");
+        let mut archive = pax_header(&[("uname", "www-data".as_bytes()), ("gname", "".as_bytes())]);
+        archive.extend(&entry);
+        let entries = entries_of(&archive).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            (entries[0].user.as_deref(), entries[0].group.as_deref()),
+            (Some("www-data"), None),
+            "an empty PAX value removes the header's name"
+        );
+        let mut archive = pax_header(&[("uname", b"\xff\xfe"), ("gname", "shadow".as_bytes())]);
+        archive.extend(&entry);
+        let entries = entries_of(&archive).unwrap();
+        assert_eq!(
+            (entries[0].user.as_deref(), entries[0].group.as_deref()),
+            (None, Some("shadow"))
+        );
     }
 
     #[test]
@@ -339,7 +476,7 @@ mod tests {
     fn pax_records() {
         assert_eq!(
             pax(b"20 path=./some/file\n"),
-            [("path".to_owned(), "./some/file".to_owned())]
+            [("path".to_owned(), b"./some/file".to_vec())]
         );
         assert!(pax(b"999 path=x\n").is_empty());
     }
