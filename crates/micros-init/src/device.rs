@@ -3,6 +3,7 @@
 //! disk signature + partition number, or the GPT entry's GUID), since the
 //! kernel does not publish them in sysfs.
 use alloc::{borrow::ToOwned, format, string::String, vec::Vec};
+use core::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceSpec {
@@ -287,5 +288,103 @@ mod label_tests {
         fat[0x47..0x52].copy_from_slice(b"BOOT       ");
         assert_eq!(label_of(&fat).as_deref(), Some("BOOT"));
         assert_eq!(label_of(&[0u8; 100]), None);
+    }
+}
+
+/// A block device as sysfs lists it (`/sys/class/block/<name>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockDevice {
+    pub name: String,
+    /// A partition rather than a whole disk.
+    pub partition: bool,
+    /// Its size in 512-byte sectors (sysfs `size`), when sysfs says: 0 for
+    /// an empty card reader or a CD drive without a disc.
+    pub sectors: Option<u64>,
+}
+
+/// Reads `devices` in turn with `read` until it finds what it looks for.
+///
+/// Reads block, and a slow device can take long to answer: so a device
+/// that holds no sectors is never read (there is nothing there to find),
+/// and once `now()` reaches `deadline` no further device is read, even in
+/// the middle of the list, so that one scan cannot hold the boot past
+/// `micros.rootwait`.
+pub fn scan<'a, T>(
+    devices: impl IntoIterator<Item = &'a BlockDevice>,
+    deadline: Duration,
+    mut now: impl FnMut() -> Duration,
+    mut read: impl FnMut(&BlockDevice) -> Option<T>,
+) -> Option<T> {
+    for device in devices {
+        if device.sectors == Some(0) {
+            continue;
+        }
+        if now() >= deadline {
+            return None;
+        }
+        if let Some(found) = read(device) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn device(name: &str, sectors: Option<u64>) -> BlockDevice {
+        BlockDevice {
+            name: name.to_owned(),
+            partition: false,
+            sectors,
+        }
+    }
+
+    #[test]
+    fn a_device_without_sectors_is_never_read() {
+        let devices = [
+            device("sr0", Some(0)),
+            device("vda", Some(2048)),
+            device("vdb", None),
+        ];
+        let mut read = Vec::new();
+        let found = scan(
+            &devices,
+            Duration::from_secs(10),
+            || Duration::ZERO,
+            |d| {
+                read.push(d.name.clone());
+                (d.name == "vdb").then(|| d.name.clone())
+            },
+        );
+        assert_eq!(found.as_deref(), Some("vdb"));
+        // A size sysfs does not give is no reason to skip a device.
+        assert_eq!(read, ["vda", "vdb"]);
+    }
+
+    #[test]
+    fn a_scan_reads_no_further_device_once_the_deadline_passes() {
+        let devices = [
+            device("sda", Some(2048)),
+            device("sdb", Some(2048)),
+            device("sdc", Some(2048)),
+        ];
+        let clock = Cell::new(Duration::from_secs(1));
+        let mut read = Vec::new();
+        let found = scan(
+            &devices,
+            Duration::from_secs(10),
+            || clock.get(),
+            |d| {
+                read.push(d.name.clone());
+                // sda is slow: its read ends past the deadline.
+                clock.set(clock.get() + Duration::from_secs(30));
+                None::<()>
+            },
+        );
+        assert_eq!(found, None);
+        assert_eq!(read, ["sda"]);
     }
 }

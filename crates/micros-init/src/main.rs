@@ -25,8 +25,8 @@ use core::fmt::Write as _;
 use core::time::Duration;
 
 use micros_init::cmdline::{self, OnFailure, Options, Overlay};
-use micros_init::device::{self, DeviceSpec};
-use micros_init::modules;
+use micros_init::device::{self, BlockDevice, DeviceSpec};
+use micros_init::modules::{self, LoadFailure};
 use sys::{File, MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY};
 
 /// Where the new root is assembled (inside `/run`, which moves along).
@@ -100,14 +100,16 @@ fn load_modules(list: &str) -> Result<(), String> {
     for module in modules::parse(&text) {
         let file = File::open(&module.path)
             .map_err(|e| format!("cannot open kernel module {}: {e}", module.path))?;
-        match sys::finit_module(&file, &module.parameters) {
-            Ok(()) | Err(sys::EEXIST) => {}
-            // Hardware this machine lacks (ENODEV, …): not needed to boot.
-            Err(error) if module.optional => say!(
+        let Err(error) = sys::finit_module(&file, &module.parameters) else {
+            continue;
+        };
+        match module.on_load_error(error.0) {
+            LoadFailure::AlreadyLoaded => {}
+            LoadFailure::GoOn => say!(
                 "micros-init: the available kernel module {} did not load ({error}); going on",
                 modules::name_of(&module.path)
             ),
-            Err(error) => {
+            LoadFailure::StopBoot => {
                 return Err(format!(
                     "cannot load kernel module {} ({}): {error}",
                     modules::name_of(&module.path),
@@ -119,70 +121,50 @@ fn load_modules(list: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The block devices the kernel knows, as (name, is a partition).
-fn block_devices() -> Vec<(String, bool)> {
+/// The block devices the kernel knows.
+fn block_devices() -> Vec<BlockDevice> {
     sys::read_dir("/sys/class/block")
         .unwrap_or_default()
         .into_iter()
-        .map(|name| {
-            let partition = sys::exists(&format!("/sys/class/block/{name}/partition"));
-            (name, partition)
+        .map(|name| BlockDevice {
+            partition: sys::exists(&format!("/sys/class/block/{name}/partition")),
+            sectors: sys::read_to_string(&format!("/sys/class/block/{name}/size"))
+                .ok()
+                .and_then(|size| size.trim().parse().ok()),
+            name,
         })
         .collect()
 }
 
-/// Whether the kernel says the device holds no sectors (an empty card
-/// reader, a CD drive without a disc): nothing to read there.
-fn is_empty(name: &str) -> bool {
-    sys::read_to_string(&format!("/sys/class/block/{name}/size"))
-        .is_ok_and(|size| size.trim() == "0")
-}
-
 /// The device `spec` names, if it is there now. Scanning for a label or
-/// a partition UUID reads each device's start; it stops at `deadline`
-/// (time since boot), so a slow device cannot hold the boot past it.
+/// a partition UUID reads each device's start; [`device::scan`] stops at
+/// `deadline` (time since boot), so a slow device cannot hold the boot past
+/// it.
 fn find(spec: &DeviceSpec, deadline: Duration) -> Option<String> {
     match spec {
         DeviceSpec::Path(path) => sys::exists(path).then(|| path.clone()),
-        DeviceSpec::Label(label) => {
-            for (name, _) in block_devices() {
-                if sys::now() > deadline {
-                    return None;
-                }
-                if is_empty(&name) {
-                    continue;
-                }
-                let path = format!("/dev/{name}");
-                if device::label_of(&sys::read_start(&path, 4096)).as_deref()
-                    == Some(label.as_str())
-                {
-                    return Some(path);
-                }
-            }
-            None
-        }
+        DeviceSpec::Label(label) => device::scan(&block_devices(), deadline, sys::now, |device| {
+            let path = format!("/dev/{}", device.name);
+            let found = device::label_of(&sys::read_start(&path, 4096));
+            (found.as_deref() == Some(label.as_str())).then_some(path)
+        }),
         DeviceSpec::PartUuid(uuid) => {
-            for (disk, partition) in block_devices() {
-                if partition || is_empty(&disk) {
-                    continue;
-                }
-                if sys::now() > deadline {
-                    return None;
-                }
+            let devices = block_devices();
+            let disks = devices.iter().filter(|device| !device.partition);
+            device::scan(disks, deadline, sys::now, |disk| {
                 let sector = sys::read_to_string(&format!(
-                    "/sys/class/block/{disk}/queue/logical_block_size"
+                    "/sys/class/block/{}/queue/logical_block_size",
+                    disk.name
                 ))
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(512usize);
-                let start = sys::read_start(&format!("/dev/{disk}"), sector * 34);
-                for (number, found) in device::partition_uuids(&start, sector) {
-                    if &found == uuid {
-                        return partition_device(&disk, number);
-                    }
-                }
-            }
-            None
+                let start = sys::read_start(&format!("/dev/{}", disk.name), sector * 34);
+                let (number, _) = device::partition_uuids(&start, sector)
+                    .into_iter()
+                    .find(|(_, found)| found == uuid)?;
+                partition_device(&disk.name, number)
+            })
         }
     }
 }
@@ -206,7 +188,7 @@ fn wait_for(spec: &DeviceSpec, timeout: Duration) -> Result<String, String> {
             return Ok(path);
         }
         if sys::now() >= deadline {
-            let seen: Vec<String> = block_devices().into_iter().map(|(name, _)| name).collect();
+            let seen: Vec<String> = block_devices().into_iter().map(|d| d.name).collect();
             return Err(format!(
                 "the root device {spec} did not appear within {} s (block devices: {})",
                 timeout.as_secs(),

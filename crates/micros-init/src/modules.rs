@@ -41,6 +41,33 @@ pub fn parse(text: &str) -> Vec<ModuleLine> {
         .collect()
 }
 
+/// What stage 1 does when the kernel does not load a module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadFailure {
+    /// It is loaded already (built in, or loaded before): nothing is wrong.
+    AlreadyLoaded,
+    /// An available module, for hardware this machine may lack (ENODEV, …):
+    /// say so and go on.
+    GoOn,
+    /// A required module: the boot stops.
+    StopBoot,
+}
+
+/// `EEXIST`, which `finit_module` returns for a module that is loaded
+/// already; the same number on every Linux architecture.
+pub const EEXIST: i32 = 17;
+
+impl ModuleLine {
+    /// What to do when `finit_module` fails for this module with `errno`.
+    pub fn on_load_error(&self, errno: i32) -> LoadFailure {
+        match errno {
+            EEXIST => LoadFailure::AlreadyLoaded,
+            _ if self.optional => LoadFailure::GoOn,
+            _ => LoadFailure::StopBoot,
+        }
+    }
+}
+
 /// The module's name from its file name: `crc32c-intel.ko.xz` → `crc32c_intel`
 /// (the kernel treats `-` and `_` alike and reports `_`).
 pub fn name_of(path: &str) -> String {
@@ -66,5 +93,24 @@ mod tests {
         assert_eq!(modules[1].parameters, "debug=1");
         assert_eq!(name_of("/lib/modules/x/crc32c-intel.ko.xz"), "crc32c_intel");
         assert_eq!(name_of("virtio_blk.ko"), "virtio_blk");
+    }
+
+    #[test]
+    fn only_a_required_module_that_does_not_load_stops_the_boot() {
+        const ENOENT: i32 = 2;
+        const ENODEV: i32 = 19;
+        const ENOEXEC: i32 = 8;
+        let [required, available] = [false, true].map(|optional| ModuleLine {
+            path: "/lib/modules/x/virtio_blk.ko".to_owned(),
+            parameters: String::new(),
+            optional,
+        });
+        for errno in [ENOENT, ENODEV, ENOEXEC] {
+            assert_eq!(required.on_load_error(errno), LoadFailure::StopBoot);
+            assert_eq!(available.on_load_error(errno), LoadFailure::GoOn);
+        }
+        for module in [&required, &available] {
+            assert_eq!(module.on_load_error(EEXIST), LoadFailure::AlreadyLoaded);
+        }
     }
 }
