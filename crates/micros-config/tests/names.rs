@@ -34,17 +34,63 @@ const NAMES: &[&str] = &[
     "a\nb",
     "a:b",
     "A-B",
+    "0day.d",
+    "_LANG1",
+    "net/ipv4/ip_forward",
+    "net/../x",
 ];
 
-/// Where each kind of name is written in a configuration.
-struct Place {
-    option: &'static str,
-    module: fn(&str) -> String,
-    rust: fn(&str) -> bool,
-}
+/// The kinds of names, as `micros.lib.names` calls them, and their Rust
+/// types.
+const KINDS: &[(&str, fn(&str) -> bool)] = &[
+    ("service", |name| ServiceName::parse(name).is_ok()),
+    ("user", |name| UserName::parse(name).is_ok()),
+    ("env", |name| EnvName::parse(name).is_ok()),
+    ("sysctl", |name| SysctlKey::parse(name).is_ok()),
+];
 
 fn quoted(name: &str) -> String {
     serde_json::to_string(name).unwrap()
+}
+
+#[test]
+fn the_modules_and_the_rust_types_accept_the_same_names() {
+    // One evaluation: every rule applied to every name, as JSON in a file.
+    let names = serde_json::to_string(NAMES).unwrap();
+    let config = common::file(&format!(
+        "let micros = import \"micros\" in
+let names = {names} in
+let verdicts = std.record.map (fun _kind rule => std.array.map rule.valid names) micros.lib.names in
+micros.system {{ modules = [ {{ environment.etc.\"verdicts\".text = std.serialize 'Json verdicts }} ] }}"
+    ));
+    let evaluation = micros_config::evaluate(&config.path).unwrap();
+    let text = evaluation.config.environment.etc["verdicts"]
+        .text
+        .clone()
+        .unwrap();
+    let verdicts: std::collections::BTreeMap<String, Vec<bool>> =
+        serde_json::from_str(&text).unwrap();
+    for (kind, rust) in KINDS {
+        let nickel = &verdicts[*kind];
+        for (name, nickel) in NAMES.iter().zip(nickel) {
+            assert_eq!(
+                *nickel,
+                rust(name),
+                "{kind} {name:?}: Nickel says {nickel}, Rust says {}",
+                rust(name)
+            );
+        }
+    }
+}
+
+/// Where each kind of name is written in a configuration, a name the
+/// option takes and one it refuses (that another kind of name takes, so a
+/// contract for the wrong kind shows).
+struct Place {
+    option: &'static str,
+    module: fn(&str) -> String,
+    good: &'static str,
+    bad: &'static str,
 }
 
 const PLACES: &[Place] = &[
@@ -56,7 +102,8 @@ const PLACES: &[Place] = &[
                 quoted(name)
             )
         },
-        rust: |name| ServiceName::parse(name).is_ok(),
+        good: "0day.d",
+        bad: "net/ipv4/ip_forward",
     },
     Place {
         option: "users.users",
@@ -66,17 +113,26 @@ const PLACES: &[Place] = &[
                 quoted(name)
             )
         },
-        rust: |name| UserName::parse(name).is_ok(),
+        good: "www-data",
+        bad: "0day",
     },
     Place {
         option: "runit.services.web.user",
         module: |name| {
             format!(
-                "{{ runit.services.web = {{ command = \"true\", user = {} }} }}",
+                "{{ users.users = {{ {} = {{ uid = 1000, group = \"users\" }} }}, runit.services.web = {{ command = \"true\", user = {} }} }}",
+                quoted(name),
                 quoted(name)
             )
         },
-        rust: |name| UserName::parse(name).is_ok(),
+        good: "Debian-exim",
+        bad: "0day",
+    },
+    Place {
+        option: "services.getty.autologinUser",
+        module: |name| format!("{{ services.getty.autologinUser = {} }}", quoted(name)),
+        good: "root",
+        bad: "0day",
     },
     Place {
         option: "runit.services.web.environment",
@@ -86,7 +142,8 @@ const PLACES: &[Place] = &[
                 quoted(name)
             )
         },
-        rust: |name| EnvName::parse(name).is_ok(),
+        good: "_LANG1",
+        bad: "A-B",
     },
     Place {
         option: "environment.variables",
@@ -96,42 +153,35 @@ const PLACES: &[Place] = &[
                 quoted(name)
             )
         },
-        rust: |name| EnvName::parse(name).is_ok(),
+        good: "LANG",
+        bad: "a.b",
     },
     Place {
         option: "boot.kernel.sysctl",
         module: |name| format!("{{ boot.kernel.sysctl = {{ {} = 1 }} }}", quoted(name)),
-        rust: |name| SysctlKey::parse(name).is_ok(),
+        good: "net/ipv4/conf/eth0.100/forwarding",
+        bad: "net/../x",
     },
 ];
 
 #[test]
-fn the_modules_and_the_rust_types_accept_the_same_names() {
+fn every_place_a_name_is_written_checks_it_and_names_the_option() {
     for place in PLACES {
-        for name in NAMES {
-            let config = common::system(&(place.module)(name));
-            let nickel = micros_config::evaluate(&config.path);
-            let rust = (place.rust)(name);
-            match nickel {
-                Ok(_) => assert!(
-                    rust,
-                    "{}: Nickel accepts {name:?}, Rust does not",
-                    place.option
-                ),
-                Err(error) => {
-                    let message = error.to_string();
-                    assert!(
-                        !rust,
-                        "{}: Rust accepts {name:?}, Nickel does not:\n{message}",
-                        place.option
-                    );
-                    assert!(
-                        message.starts_with(&format!("in option `{}", place.option)),
-                        "{}: {name:?}: {message}",
-                        place.option
-                    );
-                }
-            }
+        let config = common::system(&(place.module)(place.good));
+        if let Err(error) = micros_config::evaluate(&config.path) {
+            panic!("{}: {:?} is refused:\n{error}", place.option, place.good);
+        }
+        for bad in [place.bad, "$(reboot)", "a\nb"] {
+            let config = common::system(&(place.module)(bad));
+            let message = match micros_config::evaluate(&config.path) {
+                Ok(_) => panic!("{}: {bad:?} is accepted", place.option),
+                Err(error) => error.to_string(),
+            };
+            assert!(
+                message.starts_with(&format!("in option `{}", place.option)),
+                "{}: {bad:?}: {message}",
+                place.option
+            );
         }
     }
 }
