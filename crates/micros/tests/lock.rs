@@ -310,3 +310,72 @@ fn a_hostile_lock_is_refused_before_it_touches_a_file() {
         "{stderr}"
     );
 }
+
+/// `micros lock` keeps what is locked when the archive moves on;
+/// `micros lock --update` solves afresh, and says when the suite's name now
+/// means another release (`stable` moving from trixie to forky).
+#[test]
+fn update_solves_afresh_and_says_when_the_suite_moved_on() {
+    let mut archive = TestArchive::new("stable");
+    archive.codename = "trixie".to_owned();
+    archive.point_release = Some("13.7".to_owned());
+    archive.date = "Sat, 01 Jan 2028 00:00:00 UTC".to_owned();
+    archive
+        .add(TestPackage::new("libc6", "2.41-12"))
+        .add(TestPackage::new("busybox-static", "1:1.37.0-6"))
+        .add(TestPackage::new("runit", "2.2.0-3").field("Depends", "libc6"))
+        .add(TestPackage::new("linux-image-test", "6.12"));
+    let mut project = ArchiveProject::new(archive, "");
+    let config = std::fs::read_to_string(project.path("system.ncl")).unwrap();
+    std::fs::write(
+        project.path("system.ncl"),
+        config.replace("suite = \"testing\"", "suite = \"stable\""),
+    )
+    .unwrap();
+    ok(&project.micros(&["lock"]));
+    let before = lock_text(&project).unwrap();
+    assert!(
+        before.contains("suite = \"trixie\"\nrelease = \"13.7\"\nalias = \"stable\"\n"),
+        "{before}"
+    );
+    assert!(
+        before.contains("name = \"libc6\"\nversion = \"2.41-12\""),
+        "{before}"
+    );
+
+    // A year on, `stable` is forky, with a newer libc6.
+    project.archive.codename = "forky".to_owned();
+    project.archive.point_release = Some("14.0".to_owned());
+    project.archive.date = "Mon, 01 Jan 2029 00:00:00 UTC".to_owned();
+    project.archive.add(TestPackage::new("libc6", "2.42-1"));
+    project.archive.publish();
+
+    let stdout = ok(&project.micros(&["lock"]));
+    assert!(stdout.starts_with("up to date:"), "{stdout}");
+    assert_eq!(
+        lock_text(&project).unwrap(),
+        before,
+        "without --update the lock stays"
+    );
+
+    let output = project.micros(&["lock", "--update"]);
+    let stdout = ok(&output);
+    assert!(
+        stdout.contains("locked 4 packages for amd64 from forky 14.0"),
+        "{stdout}"
+    );
+    let said = format!("{stdout}{}", text(&output.stderr));
+    assert!(
+        said.contains("stable is now forky 14.0: the lock moves on from trixie 13.7"),
+        "{said}"
+    );
+    let after = lock_text(&project).unwrap();
+    assert!(
+        after.contains("suite = \"forky\"\nrelease = \"14.0\"\nalias = \"stable\"\n"),
+        "{after}"
+    );
+    assert!(
+        after.contains("name = \"libc6\"\nversion = \"2.42-1\""),
+        "{after}"
+    );
+}
