@@ -30,6 +30,24 @@ fn only_a_kernel_crash_before_init_is_the_emulators() {
     assert_eq!(BOOTS, 2, "one boot again at most");
 }
 
+/// A test may have one boot run again for the emulator, not two: the
+/// second fails the test, whichever boot it was.
+#[test]
+fn a_second_emulator_crash_in_one_test_fails_it() {
+    let test = "harness::a_test_whose_guests_keep_crashing";
+    assert_eq!(support::count_retry(test), Ok(1));
+    let second = support::count_retry(test).unwrap_err();
+    assert!(
+        second.contains("would have brought a guest down 2 times"),
+        "{second}"
+    );
+    assert_eq!(
+        support::count_retry("harness::another_test"),
+        Ok(1),
+        "counted per test"
+    );
+}
+
 /// A system whose PID 1 exits: the kernel panics with "Attempted to kill
 /// init", and the harness boots it once, not again.
 #[test]

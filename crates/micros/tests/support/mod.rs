@@ -3,6 +3,7 @@
 //! and a running guest whose serial console the test reads and types into.
 #![allow(dead_code)] // Each test binary uses a different part.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
@@ -46,11 +47,41 @@ pub fn record_boot() {
     record("boot");
 }
 
-/// Says why a boot is run again, and counts it.
+/// Says why a boot is run again, and counts it. A test whose guests the
+/// emulator brings down more than once fails: past one, it is more likely
+/// the product than the emulator.
 pub fn booting_again(why: &str) {
     record("retry");
-    eprintln!("note: {why}; booting again");
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_owned();
+    if let Err(too_many) = count_retry(&test) {
+        panic!("{too_many}:\n{why}");
+    }
+    eprintln!("note: {test}: {why}; booting again");
 }
+
+/// Counts a boot `test` runs again: the number so far, or an error past
+/// [`RETRIES_PER_TEST`].
+pub fn count_retry(test: &str) -> Result<u32, String> {
+    static RETRIES: Mutex<BTreeMap<String, u32>> = Mutex::new(BTreeMap::new());
+    let mut retries = RETRIES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let count = retries.entry(test.to_owned()).or_default();
+    *count += 1;
+    if *count > RETRIES_PER_TEST {
+        return Err(format!(
+            "{test}: the emulator would have brought a guest down {count} times; \
+             one boot again per test is all that is put down to the emulator"
+        ));
+    }
+    Ok(*count)
+}
+
+/// Boots one test may run again because the emulator brought a guest down.
+pub const RETRIES_PER_TEST: u32 = 1;
 
 /// Runs `command` to its end, or kills it (and everything it started: its
 /// own process group) after `limit`; the output so far either way, and
@@ -365,8 +396,22 @@ pub fn boot_session(dir: &Path, session: impl Fn(&mut Vm)) {
 /// QEMU exits (or 20 s later), or `timeout` passes; QEMU is then killed.
 /// A boot the emulator brings down first is booted again ([`BOOTS`] in all).
 pub fn boot(dir: &Path, extra: &[&str], until: &str, timeout: Duration) -> Boot {
+    boot_command(
+        || {
+            let mut command = Command::new(dir.join("result/run-vm"));
+            command.args(extra);
+            command
+        },
+        until,
+        timeout,
+    )
+}
+
+/// [`boot`], for a QEMU started by `command` (run afresh for a boot again):
+/// one with its own working directory or environment.
+pub fn boot_command(command: impl Fn() -> Command, until: &str, timeout: Duration) -> Boot {
     for attempt in 1..=BOOTS {
-        let mut vm = Vm::start(dir, extra);
+        let mut vm = Vm::start_command(command());
         let seen = vm.wait_for(until, timeout);
         let result = vm.finish(if seen {
             Duration::from_secs(20)
