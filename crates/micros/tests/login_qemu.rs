@@ -22,39 +22,81 @@ fn keypair(dir: &Path, name: &str) -> (String, String) {
     (path.display().to_string(), public.trim().to_owned())
 }
 
-/// Runs `ssh` against the guest on `port` with `options`.
+/// Runs `ssh` against the guest on `port` with `options`, as root.
 fn ssh(port: u16, known_hosts: &Path, options: &[&str], command: &str) -> std::process::Output {
-    Command::new("ssh")
-        .args(["-F", "/dev/null", "-p", &port.to_string()])
-        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
-        .args(["-o", "StrictHostKeyChecking=accept-new"])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-        .args(options)
-        .arg("root@127.0.0.1")
-        .arg(command)
-        .env_remove("SSH_AUTH_SOCK")
+    let options = [&["-o", "BatchMode=yes"][..], options].concat();
+    ssh_command(port, known_hosts, &options, "root", command)
         .output()
         .expect("ssh (package openssh-client)")
 }
 
-/// Polls until the guest's SSH server runs `command` for `key`; its output,
-/// or why there is none (with the console).
-fn first_answer(
-    vm: &mut Vm,
+/// `ssh` as `user`, without BatchMode (which rules out passwords).
+fn ssh_command(
     port: u16,
     known_hosts: &Path,
-    key: &str,
+    options: &[&str],
+    user: &str,
     command: &str,
-) -> Result<String, String> {
+) -> Command {
+    let mut ssh = Command::new("ssh");
+    ssh.args(["-F", "/dev/null", "-p", &port.to_string()])
+        .args(["-o", "ConnectTimeout=10"])
+        .args(["-o", "StrictHostKeyChecking=accept-new"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args(options)
+        .arg("-l")
+        .arg(user)
+        .arg("127.0.0.1")
+        .arg(command)
+        .env_remove("SSH_AUTH_SOCK");
+    ssh
+}
+
+/// Logs in as `user` with `password` only (typed by an askpass script,
+/// as a person would at the prompt) and runs `command`.
+fn ssh_password(
+    port: u16,
+    known_hosts: &Path,
+    user: &str,
+    password: &str,
+    command: &str,
+) -> std::process::Output {
+    let askpass = known_hosts.with_file_name("askpass");
+    std::fs::write(
+        &askpass,
+        format!("#!/bin/sh\nprintf '%s\\n' '{password}'\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).unwrap();
+    ssh_command(
+        port,
+        known_hosts,
+        &[
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+        ],
+        user,
+        command,
+    )
+    .env("SSH_ASKPASS", &askpass)
+    .env("SSH_ASKPASS_REQUIRE", "force")
+    .stdin(std::process::Stdio::null())
+    .output()
+    .expect("ssh (package openssh-client)")
+}
+
+/// Polls until the guest's SSH server runs `command` for `key`; its output,
+/// or why there is none (with the console).
+fn first_answer(vm: &mut Vm, login: &dyn Fn() -> std::process::Output) -> Result<String, String> {
     let start = Instant::now();
     loop {
-        let output = ssh(
-            port,
-            known_hosts,
-            &["-i", key, "-o", "IdentitiesOnly=yes"],
-            command,
-        );
+        let output = login();
         if output.status.success() {
             return Ok(text(&output.stdout));
         }
@@ -87,11 +129,24 @@ fn boot_until_ssh(
     key: &str,
     command: &str,
 ) -> (Vm, String, String) {
+    boot_until_login(dir, &|| {
+        ssh(
+            port,
+            known_hosts,
+            &["-i", key, "-o", "IdentitiesOnly=yes"],
+            command,
+        )
+    })
+}
+
+/// [`boot_until_ssh`] for any way of logging in: `login` is tried until it
+/// succeeds.
+fn boot_until_login(dir: &Path, login: &dyn Fn() -> std::process::Output) -> (Vm, String, String) {
     let mut crashed = String::new();
     for attempt in 1..=support::BOOTS {
         let mut vm = Vm::boot(dir, &[]);
         crashed.push_str(&vm.earlier);
-        match first_answer(&mut vm, port, known_hosts, key, command) {
+        match first_answer(&mut vm, login) {
             Ok(answer) => return (vm, answer, crashed),
             Err(why) => {
                 let exit = vm.exited();
@@ -136,6 +191,27 @@ fn needs_network_and_qemu_the_sshd_example_lets_a_key_in_and_nothing_else() {
         .replace("host = 2222", &format!("host = {port}"));
     std::fs::write(dir.path().join("system.ncl"), config).unwrap();
     build(dir.path(), "result");
+    // No host key is baked into the image: the root holds no key file.
+    let listing = Command::new("unsquashfs")
+        .args(["-lln"])
+        .arg(dir.path().join("result/root.squashfs"))
+        .output()
+        .expect("unsquashfs (package squashfs-tools)");
+    assert!(listing.status.success(), "{}", text(&listing.stderr));
+    let listing = text(&listing.stdout);
+    assert!(
+        listing.contains("/usr/sbin/dropbear"),
+        "the listing shows the root's files:\n{listing}"
+    );
+    let keys: Vec<&str> = listing
+        .lines()
+        .filter(|line| {
+            line.contains("host_key")
+                || line.contains("_host_")
+                || line.contains("dropbear/dropbear_")
+        })
+        .collect();
+    assert!(keys.is_empty(), "host key files in the image: {keys:?}");
 
     let known_hosts = dir.path().join("known_hosts");
     let (vm, answer, _) = boot_until_ssh(
@@ -328,6 +404,8 @@ fn ntp_server(offset: Duration) -> std::net::UdpSocket {
     socket
 }
 
+/// The test password, as `openssl passwd -6 -salt consolesalt` hashes it.
+const PASSWORD: &str = "micros-secret";
 const PASSWORD_HASH: &str = "$6$consolesalt$7ribD70fjcF5m9VIhPHzUahWKR/oZb3Jyp8LYtufUHv.BtnEQ4q9u.GEXy9TSue48J2Uy3iw.T61CrbnF3vTz0";
 
 #[test]
@@ -615,5 +693,69 @@ fn needs_network_and_qemu_a_session_whose_kernel_crashes_after_init_fails() {
         calls.load(std::sync::atomic::Ordering::SeqCst),
         1,
         "not booted again"
+    );
+}
+
+/// `passwordAuthentication = true` and `permitRootLogin = "no"` hold at run
+/// time: a user logs in with their password, a wrong one is refused, and
+/// root is refused with an authorized key and with its password.
+#[test]
+fn needs_network_and_qemu_password_logins_and_the_root_policy_hold_in_the_guest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "good");
+    let port = free_port();
+    let project = project(&format!(
+        r#"  {{
+    networking.hostName = "policy",
+    services.sshd.enable = true,
+    services.sshd.passwordAuthentication = true,
+    services.sshd.permitRootLogin = "no",
+    virtualisation.qemu.forwardPorts = [{{ host = {port}, guest = 22 }}],
+    users.users.root = {{ authorizedKeys = ["{public}"], hashedPassword = "{PASSWORD_HASH}" }},
+    users.users.alice = {{ uid = 1000, home = "/home/alice", hashedPassword = "{PASSWORD_HASH}" }},
+  }},"#
+    ));
+    build(project.path(), "result");
+    let known_hosts = dir.path().join("known_hosts");
+    let (vm, answer, _) = boot_until_login(project.path(), &|| {
+        ssh_password(port, &known_hosts, "alice", PASSWORD, "id -un")
+    });
+    assert_eq!(answer.trim(), "alice", "alice logs in with her password");
+
+    let output = ssh_password(port, &known_hosts, "alice", "not-the-password", "true");
+    assert!(
+        !output.status.success(),
+        "a wrong password is refused:\n{}",
+        text(&output.stderr)
+    );
+    assert!(
+        text(&output.stderr).contains("Permission denied"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = ssh(
+        port,
+        &known_hosts,
+        &["-i", &key, "-o", "IdentitiesOnly=yes"],
+        "true",
+    );
+    assert!(
+        !output.status.success(),
+        "root is refused with an authorized key:\n{}",
+        text(&output.stderr)
+    );
+    let output = ssh_password(port, &known_hosts, "root", PASSWORD, "true");
+    assert!(
+        !output.status.success(),
+        "root is refused with its password:\n{}",
+        text(&output.stderr)
+    );
+    // The refusals came from the policy, not from a server gone away.
+    let output = ssh_password(port, &known_hosts, "alice", PASSWORD, "echo still");
+    assert_eq!(
+        text(&output.stdout).trim(),
+        "still",
+        "{}",
+        shown(&vm.console())
     );
 }
