@@ -183,10 +183,14 @@ fn partition_device(disk: &str, number: u32) -> Option<String> {
 
 fn wait_for(spec: &DeviceSpec, timeout: Duration) -> Result<String, String> {
     let deadline = sys::now() + timeout;
+    // The first look reads every device, whatever the timeout: with
+    // `micros.rootwait=0` a label on a disk that is there is still found.
+    let mut scan_until = Duration::MAX;
     loop {
-        if let Some(path) = find(spec, deadline) {
+        if let Some(path) = find(spec, scan_until) {
             return Ok(path);
         }
+        scan_until = deadline;
         if sys::now() >= deadline {
             let seen: Vec<String> = block_devices().into_iter().map(|d| d.name).collect();
             return Err(format!(

@@ -185,6 +185,14 @@ fn boot(images: &Images, cmdline: &str, until: &str, timeout: Duration) -> Strin
             return console;
         }
         record_boot("retry");
+        let test = std::thread::current().name().unwrap_or("").to_owned();
+        static RETRIED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let mut retried = RETRIED.lock().unwrap_or_else(|p| p.into_inner());
+        assert!(
+            !retried.contains(&test),
+            "{test}: the emulator would have brought a guest down a second time; one boot again per test is all that is put down to the emulator:\n{console}"
+        );
+        retried.push(test);
         eprintln!("note: the emulator crashed the kernel in early boot; booting again");
     }
     unreachable!()
@@ -372,8 +380,14 @@ fn needs_network_and_qemu_stage1_finds_the_root_by_partuuid_on_mbr_and_gpt_disks
         images.root = squashfs.clone();
         let (disk, partuuid) = disk(&images, table);
         images.root = disk;
+        // With no time to wait, the first scan still reads every disk
+        // that is there (GPT's case).
+        let wait = match table {
+            micros_image::PartitionTable::Mbr => "",
+            _ => " micros.rootwait=0",
+        };
         let cmdline =
-            format!("console=ttyS0 root=PARTUUID={partuuid} micros.init=/sbin/init panic=-1");
+            format!("console=ttyS0 root=PARTUUID={partuuid}{wait} micros.init=/sbin/init panic=-1");
         let console = boot(
             &images,
             &cmdline,
