@@ -4,7 +4,9 @@
 //! A `.deb` is an ar archive: `debian-binary`, `control.tar.*` and
 //! `data.tar.{xz,zst,gz}`. The data tar is decompressed once into the cache
 //! (`data-v1/<sha256 of the .deb>.tar`) and the tree's file entries point
-//! into it, so unpacking costs no memory for file contents.
+//! into it, so unpacking costs no memory for file contents. Of the control
+//! tar only the maintainer scripts are read ([`control_scripts`]), as text
+//! for [`crate::maintscript`] to understand, never to run.
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,8 +35,16 @@ pub enum DebError {
     },
     #[error("{package}: the .deb has no data.tar member")]
     NoData { package: String },
-    #[error("{package}: {member} uses a compression MicrOS does not know\nhint: MicrOS reads data.tar.xz, data.tar.zst, data.tar.gz and data.tar")]
+    #[error("{package}: the .deb has no control.tar member")]
+    NoControl { package: String },
+    #[error("{package}: {member} uses a compression MicrOS does not know\nhint: MicrOS reads .tar.xz, .tar.zst, .tar.gz and plain .tar members")]
     UnknownCompression { package: String, member: String },
+    #[error("{package}: {member} is larger than {limit} bytes, more than any real package needs; MicrOS does not read it")]
+    TooLarge {
+        package: String,
+        member: String,
+        limit: u64,
+    },
     #[error("{package}: cannot decompress {member}: {source}")]
     Decompress {
         package: String,
@@ -44,6 +54,12 @@ pub enum DebError {
     },
     #[error("{package}: bad data.tar: {source}")]
     Tar {
+        package: String,
+        #[source]
+        source: TarError,
+    },
+    #[error("{package}: bad control.tar: {source}")]
+    ControlTar {
         package: String,
         #[source]
         source: TarError,
@@ -121,18 +137,7 @@ pub fn data_tar(
         })?;
     file.seek(SeekFrom::Start(data.offset)).map_err(io)?;
     let compressed = (&mut file).take(data.size);
-    let mut reader: Box<dyn Read> = match data.name.as_str() {
-        "data.tar.xz" => Box::new(liblzma::read::XzDecoder::new_multi_decoder(compressed)),
-        "data.tar.zst" => Box::new(zstd::stream::read::Decoder::new(compressed).map_err(io)?),
-        "data.tar.gz" => Box::new(flate2::read::GzDecoder::new(compressed)),
-        "data.tar" => Box::new(compressed),
-        other => {
-            return Err(DebError::UnknownCompression {
-                package: package.to_owned(),
-                member: other.to_owned(),
-            })
-        }
-    };
+    let mut reader = decompressor(package, &data.name, "data.tar", compressed)?;
     let mut entry = cache.create(Bucket::Data, deb_sha256)?;
     std::io::copy(&mut reader, entry.file()).map_err(|source| DebError::Decompress {
         package: package.to_owned(),
@@ -140,6 +145,121 @@ pub fn data_tar(
         source,
     })?;
     Ok(entry.commit()?)
+}
+
+/// A reader of the tar inside ar member `member`, named `<stem>`,
+/// `<stem>.xz`, `<stem>.zst` or `<stem>.gz`.
+fn decompressor<'a>(
+    package: &str,
+    member: &str,
+    stem: &str,
+    compressed: impl Read + 'a,
+) -> Result<Box<dyn Read + 'a>, DebError> {
+    Ok(match member.strip_prefix(stem) {
+        Some(".xz") => Box::new(liblzma::read::XzDecoder::new_multi_decoder(compressed)),
+        Some(".zst") => Box::new(zstd::stream::read::Decoder::new(compressed).map_err(
+            |source| DebError::Decompress {
+                package: package.to_owned(),
+                member: member.to_owned(),
+                source,
+            },
+        )?),
+        Some(".gz") => Box::new(flate2::read::GzDecoder::new(compressed)),
+        Some("") => Box::new(compressed),
+        _ => {
+            return Err(DebError::UnknownCompression {
+                package: package.to_owned(),
+                member: member.to_owned(),
+            })
+        }
+    })
+}
+
+/// A package's maintainer scripts, as text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControlScripts {
+    pub preinst: Option<String>,
+    pub postinst: Option<String>,
+}
+
+/// The largest decompressed control tar read: its `md5sums` lists every
+/// file of the package, a few megabytes for the largest in Debian.
+const MAX_CONTROL_TAR: u64 = 64 << 20;
+
+/// Reads `./preinst` and `./postinst` from the control tar of `deb`.
+/// A script larger than [`crate::maintscript::MAX_SCRIPT`] is an error
+/// rather than cut short (a cut script could read as something it does
+/// not say); one that is not UTF-8 is read lossily.
+pub fn control_scripts(package: &str, deb: &Path) -> Result<ControlScripts, DebError> {
+    let io = |source| DebError::Io {
+        package: package.to_owned(),
+        path: deb.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(deb).map_err(io)?;
+    let length = file.metadata().map_err(io)?.len();
+    let members =
+        ar::members(length, |offset, n| read_at(&mut file, offset, n)).map_err(|source| {
+            DebError::Ar {
+                package: package.to_owned(),
+                source,
+            }
+        })?;
+    let control = members
+        .iter()
+        .find(|m| m.name.starts_with("control.tar"))
+        .ok_or_else(|| DebError::NoControl {
+            package: package.to_owned(),
+        })?;
+    file.seek(SeekFrom::Start(control.offset)).map_err(io)?;
+    let compressed = (&mut file).take(control.size);
+    let reader = decompressor(package, &control.name, "control.tar", compressed)?;
+    let mut tar = Vec::new();
+    reader
+        .take(MAX_CONTROL_TAR + 1)
+        .read_to_end(&mut tar)
+        .map_err(|source| DebError::Decompress {
+            package: package.to_owned(),
+            member: control.name.clone(),
+            source,
+        })?;
+    if tar.len() as u64 > MAX_CONTROL_TAR {
+        return Err(DebError::TooLarge {
+            package: package.to_owned(),
+            member: control.name.clone(),
+            limit: MAX_CONTROL_TAR,
+        });
+    }
+    let entries = tar::entries_of(&tar).map_err(|source| DebError::ControlTar {
+        package: package.to_owned(),
+        source,
+    })?;
+    let mut scripts = ControlScripts::default();
+    for entry in entries {
+        let name = entry.path.trim_start_matches("./");
+        let slot = match name {
+            "preinst" => &mut scripts.preinst,
+            "postinst" => &mut scripts.postinst,
+            _ => continue,
+        };
+        if entry.kind != EntryKind::File || slot.is_some() {
+            continue;
+        }
+        let limit = crate::maintscript::MAX_SCRIPT as u64;
+        if entry.size > limit {
+            return Err(DebError::TooLarge {
+                package: package.to_owned(),
+                member: format!("{} in {}", name, control.name),
+                limit,
+            });
+        }
+        // entries_of checked that the data lies inside the tar.
+        let bytes = tar
+            .get(entry.offset as usize..(entry.offset + entry.size) as usize)
+            .unwrap_or_default();
+        *slot = Some(String::from_utf8_lossy(bytes).into_owned());
+    }
+    Ok(scripts)
 }
 
 /// Up to `n` bytes at `offset` (fewer at the end of the file or on an
@@ -304,6 +424,92 @@ mod tests {
             );
             assert!(tree.get(&TreePath::parse("/bin").unwrap()).is_none());
         }
+    }
+
+    #[test]
+    fn control_scripts_are_read_as_text() {
+        use micros_test_archive::{build_deb, TestPackage};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mosquitto.deb");
+        let postinst = "#!/bin/sh\nset -e\naddgroup --quiet --system mosquitto\n";
+        let package = TestPackage::new("mosquitto", "2.0.21-1")
+            .script("postinst", postinst)
+            .script("preinst", "#!/bin/sh\n");
+        std::fs::write(&path, build_deb(&package)).unwrap();
+        assert_eq!(
+            control_scripts("mosquitto", &path).unwrap(),
+            ControlScripts {
+                preinst: Some("#!/bin/sh\n".to_owned()),
+                postinst: Some(postinst.to_owned()),
+            }
+        );
+
+        std::fs::write(&path, build_deb(&TestPackage::new("plain", "1"))).unwrap();
+        assert_eq!(
+            control_scripts("plain", &path).unwrap(),
+            ControlScripts::default()
+        );
+
+        // control.tar.gz, and a script that is not UTF-8.
+        let control = tar::build(&[
+            ("./", '5', 0o755, b"", ""),
+            ("./control", '0', 0o644, b"Package: x\n", ""),
+            ("./postinst", '0', 0o755, b"echo caf\xe9\n", ""),
+        ]);
+        let mut gz = Vec::new();
+        flate2::read::GzEncoder::new(&control[..], flate2::Compression::default())
+            .read_to_end(&mut gz)
+            .unwrap();
+        let bytes = ar::build(&[
+            ("debian-binary", b"2.0\n"),
+            ("control.tar.gz", &gz),
+            ("data.tar", b""),
+        ]);
+        std::fs::write(&path, bytes).unwrap();
+        let scripts = control_scripts("x", &path).unwrap();
+        assert_eq!(scripts.postinst.as_deref(), Some("echo caf\u{fffd}\n"));
+        assert_eq!(scripts.preinst, None);
+    }
+
+    #[test]
+    fn oversized_or_missing_control_members_are_refused() {
+        use micros_test_archive::{build_deb, TestPackage};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.deb");
+        let huge = "#".repeat(crate::maintscript::MAX_SCRIPT + 1);
+        let package = TestPackage::new("x", "1").script("postinst", &huge);
+        std::fs::write(&path, build_deb(&package)).unwrap();
+        let error = control_scripts("x", &path).unwrap_err().to_string();
+        assert!(
+            error.contains("postinst in control.tar.xz is larger than 1048576 bytes"),
+            "{error}"
+        );
+
+        std::fs::write(&path, deb("data.tar", b"")).unwrap();
+        let error = control_scripts("x", &path).unwrap_err().to_string();
+        assert!(
+            error.contains("cannot decompress control.tar.gz"),
+            "{error}"
+        );
+
+        let garbage = [b'x'; 512];
+        let bytes = ar::build(&[("control.tar", &garbage), ("data.tar", b"")]);
+        std::fs::write(&path, bytes).unwrap();
+        let error = control_scripts("x", &path).unwrap_err().to_string();
+        assert!(error.contains("bad control.tar"), "{error}");
+
+        let bytes = ar::build(&[("debian-binary", b"2.0\n"), ("data.tar", b"")]);
+        std::fs::write(&path, bytes).unwrap();
+        let error = control_scripts("x", &path).unwrap_err().to_string();
+        assert!(error.contains("no control.tar member"), "{error}");
+
+        let bytes = ar::build(&[("control.tar.lz4", b"?"), ("data.tar", b"")]);
+        std::fs::write(&path, bytes).unwrap();
+        let error = control_scripts("x", &path).unwrap_err().to_string();
+        assert!(
+            error.contains("control.tar.lz4 uses a compression"),
+            "{error}"
+        );
     }
 
     #[test]

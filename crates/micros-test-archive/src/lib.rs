@@ -34,6 +34,8 @@ pub struct TestPackage {
     pub fields: Vec<(String, String)>,
     /// Files: (path, contents, mode).
     pub files: Vec<(String, Vec<u8>, u32)>,
+    /// Maintainer scripts in the control tar: (`postinst`, text).
+    pub scripts: Vec<(String, String)>,
 }
 
 impl TestPackage {
@@ -48,6 +50,7 @@ impl TestPackage {
                 format!("{name} {version}\n").into_bytes(),
                 0o644,
             )],
+            scripts: Vec::new(),
         }
     }
 
@@ -58,6 +61,13 @@ impl TestPackage {
 
     pub fn file(mut self, path: &str, contents: &[u8], mode: u32) -> TestPackage {
         self.files.push((path.to_owned(), contents.to_vec(), mode));
+        self
+    }
+
+    /// A maintainer script (`preinst`, `postinst`, …), stored as
+    /// `./<name>` in the control tar.
+    pub fn script(mut self, name: &str, text: &str) -> TestPackage {
+        self.scripts.push((name.to_owned(), text.to_owned()));
         self
     }
 
@@ -401,8 +411,9 @@ fn xz(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A `.deb`: ar with debian-binary, an empty control.tar.xz and a
-/// data.tar.xz holding the package's files (and their directories).
+/// A `.deb`: ar with debian-binary, a control.tar.xz holding the
+/// package's maintainer scripts (if any) and a data.tar.xz holding its
+/// files (and their directories).
 pub fn build_deb(package: &TestPackage) -> Vec<u8> {
     let mut tar = Vec::new();
     let mut directories = std::collections::BTreeSet::new();
@@ -424,6 +435,15 @@ pub fn build_deb(package: &TestPackage) -> Vec<u8> {
     tar.extend([0u8; 1024]);
     let mut control = Vec::new();
     tar_entry(&mut control, "./", b'5', 0o755, b"");
+    for (name, text) in &package.scripts {
+        tar_entry(
+            &mut control,
+            &format!("./{name}"),
+            b'0',
+            0o755,
+            text.as_bytes(),
+        );
+    }
     control.extend([0u8; 1024]);
     let mut deb = b"!<arch>\n".to_vec();
     for (name, data) in [

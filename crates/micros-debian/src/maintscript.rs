@@ -1,0 +1,552 @@
+//! What a maintainer script (`preinst`, `postinst`) means, read as text and
+//! never run.
+//!
+//! MicrOS unpacks `.deb` files without running their scripts, but a daemon
+//! usually needs what its `postinst` would have done: a system user and
+//! group, an alternative's symlink, a file's owner. Those come in a few
+//! well-worn forms (`adduser --system`, `update-alternatives --install`,
+//! `dpkg-statoverride --add`), which [`parse`] turns into [`Action`]s.
+//! Everything else that does something is listed in [`Parsed::skipped`],
+//! one line each, so that a person sees what the package expected; what
+//! means nothing on a MicrOS image (service helpers, debconf, tests,
+//! `echo`) is dropped silently.
+//!
+//! A word whose value is only known at run time (`$x`, `$(…)`, `` `…` ``)
+//! is never guessed at: its command is skipped. The text is hostile input:
+//! at most [`MAX_SCRIPT`] bytes are read, and nothing in it can make the
+//! parser panic, recurse without bound or take more than linear time.
+
+mod commands;
+mod lexer;
+#[cfg(test)]
+mod tests;
+
+use lexer::{Redirect, Spanned, Token, Word};
+
+/// How much of a script is read; the rest is reported as skipped. Real
+/// maintainer scripts are a few kilobytes.
+pub const MAX_SCRIPT: usize = 1 << 20;
+
+/// How many skipped lines are listed before the rest are only counted.
+const MAX_SKIPPED: usize = 1000;
+
+/// How many characters of a skipped line are shown.
+const MAX_SHOWN: usize = 200;
+
+/// Something a script does that an image can do declaratively.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `adduser --system`, `useradd -r|--system`, sysusers.d `u`.
+    AddUser {
+        name: String,
+        /// The primary group: `adduser --ingroup G`, `useradd -g|--gid G`.
+        group: Option<String>,
+        /// A group of the user's own name is the primary group:
+        /// `adduser --group`, `useradd -U|--user-group`.
+        own_group: bool,
+        /// `adduser --home`, `useradd -d|--home-dir`.
+        home: Option<String>,
+        /// `adduser --shell`, `useradd -s|--shell`.
+        shell: Option<String>,
+        /// `adduser --uid`, `useradd -u|--uid`.
+        uid: Option<u32>,
+    },
+    /// `addgroup --system`, `groupadd -r|--system`, sysusers.d `g`.
+    AddGroup { name: String, gid: Option<u32> },
+    /// An existing user joins a group: `adduser USER GROUP`,
+    /// `usermod -a -G GROUP USER`, sysusers.d `m USER GROUP`.
+    AddToGroup { user: String, group: String },
+    /// `update-alternatives --install LINK NAME PATH PRIORITY
+    /// [--slave LINK NAME PATH]...`
+    Alternative {
+        link: String,
+        name: String,
+        path: String,
+        priority: i64,
+        slaves: Vec<Slave>,
+    },
+    /// `dpkg-statoverride [--quiet] [--update] --add USER GROUP MODE PATH`.
+    StatOverride {
+        user: String,
+        group: String,
+        /// Permission bits (at most `0o7777`).
+        mode: u32,
+        path: String,
+    },
+}
+
+/// A link that follows its alternative's choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slave {
+    pub link: String,
+    pub name: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub actions: Vec<Action>,
+    /// Lines that do something MicrOS did not understand, trimmed and with
+    /// continuation lines joined, in script order; notes in parentheses
+    /// when the script was cut or the list was.
+    pub skipped: Vec<String>,
+}
+
+/// A user or group name MicrOS accepts: `[A-Za-z_][A-Za-z0-9_.-]{0,31}`.
+/// Stricter than Debian's adduser, so that no name can be mistaken for a
+/// number, an option or a path in `/etc/passwd` or on a command line.
+pub fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    matches!(bytes.first(), Some(b'A'..=b'Z' | b'a'..=b'z' | b'_'))
+        && bytes.len() <= 32
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// An absolute path with no `..` component, NUL or newline.
+pub fn is_valid_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() <= 4096
+        && !path.contains(['\0', '\n'])
+        && !path.split('/').any(|component| component == "..")
+}
+
+/// `text` if it is a valid name.
+pub(crate) fn name(text: &str) -> Option<String> {
+    is_valid_name(text).then(|| text.to_owned())
+}
+
+/// `text` if it is a valid path.
+pub(crate) fn path(text: &str) -> Option<String> {
+    is_valid_path(text).then(|| text.to_owned())
+}
+
+/// A decimal uid or gid.
+pub(crate) fn number(text: &str) -> Option<u32> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Reads a maintainer script.
+pub fn parse(script: &str) -> Parsed {
+    let (script, note) = cap(script);
+    let tokens = lexer::lex(script);
+    let functions = functions(&tokens);
+    let mut parser = Parser {
+        tokens: &tokens,
+        index: 0,
+        case_depth: 0,
+        expect_pattern: false,
+    };
+    let mut report = Report::new(script);
+    let mut actions = Vec::new();
+    while let Some(statement) = parser.next_statement() {
+        match classify(&statement, &functions) {
+            Outcome::Ignore => {}
+            Outcome::Actions(found) => actions.extend(found),
+            Outcome::Unknown => report.line(statement.start, statement.end),
+        }
+    }
+    Parsed {
+        actions,
+        skipped: report.finish(note),
+    }
+}
+
+/// The first [`MAX_SCRIPT`] bytes of `text`, cut after a whole line (a
+/// cut command could read as a different one), and a note if anything was
+/// cut.
+pub(crate) fn cap(text: &str) -> (&str, Option<String>) {
+    if text.len() <= MAX_SCRIPT {
+        return (text, None);
+    }
+    let mut end = MAX_SCRIPT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let end = text[..end].rfind('\n').map_or(0, |newline| newline + 1);
+    let note = format!(
+        "(the text is {} bytes; only its first {end} were read)",
+        text.len()
+    );
+    (&text[..end], Some(note))
+}
+
+/// The script's own functions (`name() {`): a call does what the body
+/// does, and the body is read where it stands.
+fn functions(tokens: &[Spanned]) -> std::collections::BTreeSet<&str> {
+    tokens
+        .windows(3)
+        .filter_map(|window| match window {
+            [Spanned {
+                token: Token::Word(word),
+                ..
+            }, Spanned {
+                token: Token::Open, ..
+            }, Spanned {
+                token: Token::Close,
+                ..
+            }] if !word.dynamic => Some(word.text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A simple command: its words (keywords and redirections taken out).
+struct Statement<'t> {
+    words: Vec<&'t Word>,
+    redirects: Vec<(Redirect, Option<&'t Word>)>,
+    unreadable: bool,
+    /// Byte range in the script.
+    start: usize,
+    end: usize,
+}
+
+/// Keywords that only open or close a compound command; what follows them
+/// on the line is a command of its own.
+const KEYWORDS: &[&str] = &[
+    "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}",
+];
+
+struct Parser<'t> {
+    tokens: &'t [Spanned],
+    index: usize,
+    case_depth: usize,
+    /// After `case … in` or `;;`: a pattern such as `configure)` comes.
+    expect_pattern: bool,
+}
+
+impl<'t> Parser<'t> {
+    fn next_statement(&mut self) -> Option<Statement<'t>> {
+        let tokens = self.tokens;
+        loop {
+            let token = &tokens.get(self.index)?.token;
+            if self.expect_pattern && self.skip_pattern() {
+                continue;
+            }
+            match token {
+                Token::CaseEnd => {
+                    self.index += 1;
+                    self.expect_pattern = self.case_depth > 0;
+                }
+                Token::Word(word) if word.is("esac") => {
+                    self.index += 1;
+                    self.case_depth = self.case_depth.saturating_sub(1);
+                    self.expect_pattern = false;
+                }
+                Token::Word(word) if word.is("case") => self.skip_case_head(),
+                // `for x in …;` and `function name`: the body's commands
+                // are read as they come.
+                Token::Word(word) if word.is("for") || word.is("function") => {
+                    while self
+                        .tokens
+                        .get(self.index)
+                        .is_some_and(|t| !matches!(t.token, Token::Newline | Token::Semicolon))
+                    {
+                        self.index += 1;
+                    }
+                }
+                Token::Word(word) if KEYWORDS.iter().any(|keyword| word.is(keyword)) => {
+                    self.index += 1
+                }
+                Token::Word(_) | Token::Redirect(_) | Token::Unreadable => {
+                    if let Some(statement) = self.simple_command() {
+                        return Some(statement);
+                    }
+                }
+                _ => self.index += 1,
+            }
+        }
+    }
+
+    /// Skips a `case` pattern (`configure)`, `abort-upgrade|abort-remove)`,
+    /// `(*)`) or the blank lines before one. False when the tokens are no
+    /// pattern, to be read as commands.
+    fn skip_pattern(&mut self) -> bool {
+        match &self.tokens[self.index].token {
+            Token::Newline | Token::Semicolon => {
+                self.index += 1;
+                return true;
+            }
+            Token::Word(word) if word.is("esac") => {
+                self.expect_pattern = false;
+                return false;
+            }
+            _ => {}
+        }
+        self.expect_pattern = false;
+        let mut next = self.index;
+        if self.tokens[next].token == Token::Open {
+            next += 1;
+        }
+        while let Some(spanned) = self.tokens.get(next) {
+            match spanned.token {
+                Token::Word(_) | Token::Pipe => next += 1,
+                Token::Close => {
+                    self.index = next + 1;
+                    return true;
+                }
+                _ => break,
+            }
+        }
+        false
+    }
+
+    /// `case WORD in`.
+    fn skip_case_head(&mut self) {
+        self.index += 1;
+        while let Some(spanned) = self.tokens.get(self.index) {
+            match &spanned.token {
+                Token::Word(word) if word.is("in") => {
+                    self.index += 1;
+                    self.case_depth += 1;
+                    self.expect_pattern = true;
+                    return;
+                }
+                Token::Word(_) | Token::Newline => self.index += 1,
+                _ => return,
+            }
+        }
+    }
+
+    /// Reads up to the next operator. None for a function definition's
+    /// head (`name() {`), which does nothing by itself.
+    fn simple_command(&mut self) -> Option<Statement<'t>> {
+        let first = &self.tokens[self.index];
+        let mut statement = Statement {
+            words: Vec::new(),
+            redirects: Vec::new(),
+            unreadable: false,
+            start: first.start,
+            end: first.end,
+        };
+        while let Some(spanned) = self.tokens.get(self.index) {
+            match &spanned.token {
+                Token::Word(word) => statement.words.push(word),
+                Token::Redirect(kind) => {
+                    let target = match self.tokens.get(self.index + 1) {
+                        Some(Spanned {
+                            token: Token::Word(word),
+                            end,
+                            ..
+                        }) => {
+                            self.index += 1;
+                            statement.end = *end;
+                            Some(word)
+                        }
+                        _ => None,
+                    };
+                    statement.redirects.push((*kind, target));
+                }
+                Token::Unreadable => statement.unreadable = true,
+                _ => break,
+            }
+            statement.end = statement.end.max(self.tokens[self.index].end);
+            self.index += 1;
+        }
+        let tail = self.tokens.get(self.index..self.index + 2);
+        if statement.words.len() == 1
+            && statement.redirects.is_empty()
+            && !statement.unreadable
+            && tail.is_some_and(|t| t[0].token == Token::Open && t[1].token == Token::Close)
+        {
+            self.index += 2;
+            return None;
+        }
+        Some(statement)
+    }
+}
+
+enum Outcome {
+    /// Means nothing on an image (or is only a test).
+    Ignore,
+    Actions(Vec<Action>),
+    /// Does something MicrOS does not understand.
+    Unknown,
+}
+
+/// Commands that mean nothing on an image: tests, output, shell
+/// bookkeeping, and helpers for init systems, debconf and dpkg's database,
+/// none of which an image has. `systemd-sysusers` and `systemd-tmpfiles`
+/// read files the package ships (`/usr/lib/sysusers.d`, `tmpfiles.d`);
+/// those files are read directly (see [`crate::sysusers`]).
+const IGNORED: &[&str] = &[
+    "[",
+    "[[",
+    "test",
+    "getent",
+    "id",
+    "which",
+    "echo",
+    "printf",
+    "true",
+    "false",
+    ":",
+    "exit",
+    "return",
+    "set",
+    "shift",
+    "local",
+    "export",
+    "unset",
+    "readonly",
+    "break",
+    "continue",
+    "read",
+    "wait",
+    "deb-systemd-helper",
+    "deb-systemd-invoke",
+    "invoke-rc.d",
+    "update-rc.d",
+    "dpkg-maintscript-helper",
+    "dpkg-trigger",
+    "systemctl",
+    "systemd-tmpfiles",
+    "systemd-sysusers",
+    "ldconfig",
+];
+
+fn classify(statement: &Statement, functions: &std::collections::BTreeSet<&str>) -> Outcome {
+    if statement.unreadable {
+        return Outcome::Unknown;
+    }
+    for (kind, target) in &statement.redirects {
+        let harmless = match (kind, target) {
+            (Redirect::HereDocument, _) | (Redirect::Input, Some(_)) => true,
+            (Redirect::Output, Some(target)) => !target.dynamic && target.text == "/dev/null",
+            (Redirect::Duplicate, Some(target)) => {
+                !target.dynamic
+                    && (target.text == "-" || target.text.bytes().all(|b| b.is_ascii_digit()))
+            }
+            (_, None) => false,
+        };
+        if !harmless {
+            return Outcome::Unknown;
+        }
+    }
+    // `DEBIAN_FRONTEND=noninteractive cmd`, or an assignment alone: a
+    // variable matters only where it is used, and a use is dynamic.
+    let start = statement
+        .words
+        .iter()
+        .position(|word| !is_assignment(word))
+        .unwrap_or(statement.words.len());
+    let Some((command, arguments)) = statement.words[start..].split_first() else {
+        return Outcome::Ignore;
+    };
+    if command.dynamic {
+        return Outcome::Unknown;
+    }
+    let name = command.text.as_str();
+    if IGNORED.contains(&name) || name.starts_with("db_") || functions.contains(name) {
+        return Outcome::Ignore;
+    }
+    let first = arguments.first().map(|word| word.text.as_str());
+    match (name, first) {
+        // Tests.
+        ("dpkg", Some("--compare-versions")) | ("command", Some("-v")) => return Outcome::Ignore,
+        ("." | "source", Some("/usr/share/debconf/confmodule")) if arguments.len() == 1 => {
+            return Outcome::Ignore
+        }
+        _ => {}
+    }
+    // The commands MicrOS understands take no run-time values.
+    if arguments.iter().any(|word| word.dynamic) {
+        return Outcome::Unknown;
+    }
+    let arguments: Vec<&str> = arguments.iter().map(|word| word.text.as_str()).collect();
+    let actions = match name {
+        "adduser" => commands::adduser(&arguments),
+        "addgroup" => commands::addgroup(&arguments),
+        "useradd" => commands::useradd(&arguments),
+        "groupadd" => commands::groupadd(&arguments),
+        "usermod" => commands::usermod(&arguments),
+        "update-alternatives" => return commands::update_alternatives(&arguments),
+        "dpkg-statoverride" => return commands::statoverride(&arguments),
+        _ => None,
+    };
+    actions.map_or(Outcome::Unknown, Outcome::Actions)
+}
+
+fn is_assignment(word: &Word) -> bool {
+    word.text.split_once('=').is_some_and(|(name, _)| {
+        name.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
+}
+
+/// Collects the skipped lines, once each.
+struct Report<'a> {
+    script: &'a str,
+    /// Newlines that end a logical line (not after a backslash).
+    breaks: Vec<usize>,
+    reported_until: usize,
+    lines: Vec<String>,
+    more: usize,
+}
+
+impl<'a> Report<'a> {
+    fn new(script: &'a str) -> Report<'a> {
+        let bytes = script.as_bytes();
+        let breaks = bytes
+            .iter()
+            .enumerate()
+            .filter(|&(index, &b)| b == b'\n' && (index == 0 || bytes[index - 1] != b'\\'))
+            .map(|(index, _)| index)
+            .collect();
+        Report {
+            script,
+            breaks,
+            reported_until: 0,
+            lines: Vec::new(),
+            more: 0,
+        }
+    }
+
+    /// Reports the logical line(s) holding bytes `start..end`, unless
+    /// already reported.
+    fn line(&mut self, start: usize, end: usize) {
+        let first = self.breaks.partition_point(|&b| b < start);
+        let from = first
+            .checked_sub(1)
+            .map_or(0, |previous| self.breaks[previous] + 1);
+        let last = self
+            .breaks
+            .partition_point(|&b| b < end.saturating_sub(1).max(start));
+        let to = self.breaks.get(last).copied().unwrap_or(self.script.len());
+        if from < self.reported_until {
+            return;
+        }
+        self.reported_until = to + 1;
+        if self.lines.len() >= MAX_SKIPPED {
+            self.more += 1;
+            return;
+        }
+        let joined = self.script[from..to]
+            .split("\\\n")
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let joined = joined.trim();
+        let shown = if joined.chars().count() > MAX_SHOWN {
+            format!("{}…", joined.chars().take(MAX_SHOWN).collect::<String>())
+        } else {
+            joined.to_owned()
+        };
+        self.lines.push(shown);
+    }
+
+    fn finish(mut self, note: Option<String>) -> Vec<String> {
+        if self.more > 0 {
+            self.lines
+                .push(format!("({} more lines not understood)", self.more));
+        }
+        self.lines.extend(note);
+        self.lines
+    }
+}

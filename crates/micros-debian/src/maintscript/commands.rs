@@ -1,0 +1,385 @@
+//! The commands [`super::parse`] understands, read from their arguments
+//! (all known when the script is written: no `$`).
+use super::{name, number, path, Action, Outcome, Slave};
+
+/// An alternative's name (`awk`, `awk.1.gz`, `c++`): printable ASCII
+/// without `/`, as it names a file in `/etc/alternatives`.
+fn is_valid_alternative(name: &str) -> bool {
+    (1..=255).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
+}
+
+/// Options and operands, read as getopt_long reads them (`--name value`
+/// or `--name=value`).
+struct CommandLine<'a> {
+    options: Vec<(&'a str, Option<&'a str>)>,
+    operands: Vec<&'a str>,
+}
+
+/// None if an option is unknown (`takes_value` says None) or lacks its
+/// value.
+fn command_line<'a>(
+    arguments: &[&'a str],
+    takes_value: impl Fn(&str) -> Option<bool>,
+) -> Option<CommandLine<'a>> {
+    let mut line = CommandLine {
+        options: Vec::new(),
+        operands: Vec::new(),
+    };
+    let mut rest = arguments.iter().copied();
+    while let Some(argument) = rest.next() {
+        if argument == "--" {
+            line.operands.extend(rest);
+            break;
+        }
+        if argument.len() < 2 || !argument.starts_with('-') {
+            line.operands.push(argument);
+            continue;
+        }
+        let (option, inline) = match argument.split_once('=') {
+            Some((option, value)) if option.starts_with("--") => (option, Some(value)),
+            _ => (argument, None),
+        };
+        if takes_value(option)? {
+            let value = match inline {
+                Some(value) => value,
+                None => rest.next()?,
+            };
+            line.options.push((option, Some(value)));
+        } else if inline.is_some() {
+            return None;
+        } else {
+            line.options.push((option, None));
+        }
+    }
+    Some(line)
+}
+
+/// The user or group fields of a new account.
+#[derive(Default)]
+struct Account {
+    system: bool,
+    own_group: bool,
+    group: Option<String>,
+    home: Option<String>,
+    shell: Option<String>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+}
+
+impl Account {
+    /// Applies one option; None for a bad value.
+    fn set(&mut self, field: Field, value: Option<&str>) -> Option<()> {
+        match field {
+            Field::System => self.system = true,
+            Field::OwnGroup => self.own_group = true,
+            Field::Group => self.group = Some(name(value?)?),
+            Field::Home => self.home = Some(path(value?)?),
+            Field::Shell => self.shell = Some(path(value?)?),
+            Field::Uid => self.uid = Some(number(value?)?),
+            Field::Gid => self.gid = Some(number(value?)?),
+            Field::Ignored => {}
+        }
+        Some(())
+    }
+
+    fn user(self, user: &str) -> Option<Action> {
+        // adduser and useradd refuse both; a gid alone names no group.
+        if self.own_group && self.group.is_some() || self.gid.is_some() {
+            return None;
+        }
+        Some(Action::AddUser {
+            name: name(user)?,
+            group: self.group,
+            own_group: self.own_group,
+            home: self.home,
+            shell: self.shell,
+            uid: self.uid,
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Field {
+    System,
+    OwnGroup,
+    Group,
+    Home,
+    Shell,
+    Uid,
+    Gid,
+    Ignored,
+}
+
+/// Reads a command line whose options each set one [`Field`]; `field`
+/// names them. Any other option makes the whole command not understood.
+fn account<'a>(
+    arguments: &[&'a str],
+    field: impl Fn(&str) -> Option<(Field, bool)>,
+) -> Option<(Account, Vec<&'a str>)> {
+    let line = command_line(arguments, |option| field(option).map(|(_, value)| value))?;
+    let mut account = Account::default();
+    for (option, value) in line.options {
+        account.set(field(option)?.0, value)?;
+    }
+    Some((account, line.operands))
+}
+
+pub(super) fn adduser(arguments: &[&str]) -> Option<Vec<Action>> {
+    let (account, operands) = account(arguments, |option| {
+        Some(match option {
+            "--system" => (Field::System, false),
+            "--group" => (Field::OwnGroup, false),
+            "--ingroup" => (Field::Group, true),
+            "--home" => (Field::Home, true),
+            "--shell" => (Field::Shell, true),
+            "--uid" => (Field::Uid, true),
+            "--gid" => (Field::Gid, true),
+            "--quiet"
+            | "-q"
+            | "--disabled-password"
+            | "--disabled-login"
+            | "--no-create-home"
+            | "--force-badname"
+            | "--allow-bad-names"
+            | "--allow-all-names" => (Field::Ignored, false),
+            "--gecos" | "--comment" | "--firstuid" | "--lastuid" | "--firstgid" | "--lastgid" => {
+                (Field::Ignored, true)
+            }
+            _ => return None,
+        })
+    })?;
+    match operands.as_slice() {
+        [user] if account.system => Some(vec![account.user(user)?]),
+        [user, group] if is_plain(&account) => Some(vec![Action::AddToGroup {
+            user: name(user)?,
+            group: name(group)?,
+        }]),
+        _ => None,
+    }
+}
+
+/// No option that would make `adduser USER GROUP` mean anything but
+/// "add USER to GROUP".
+fn is_plain(account: &Account) -> bool {
+    !account.system
+        && !account.own_group
+        && account.group.is_none()
+        && account.home.is_none()
+        && account.shell.is_none()
+        && account.uid.is_none()
+        && account.gid.is_none()
+}
+
+pub(super) fn addgroup(arguments: &[&str]) -> Option<Vec<Action>> {
+    let (account, operands) = account(arguments, |option| {
+        Some(match option {
+            "--system" => (Field::System, false),
+            "--gid" => (Field::Gid, true),
+            "--quiet" | "-q" | "--force-badname" | "--allow-bad-names" | "--allow-all-names" => {
+                (Field::Ignored, false)
+            }
+            "--firstgid" | "--lastgid" => (Field::Ignored, true),
+            _ => return None,
+        })
+    })?;
+    match operands.as_slice() {
+        [group] if account.system => Some(vec![Action::AddGroup {
+            name: name(group)?,
+            gid: account.gid,
+        }]),
+        [user, group] if is_plain(&account) => Some(vec![Action::AddToGroup {
+            user: name(user)?,
+            group: name(group)?,
+        }]),
+        _ => None,
+    }
+}
+
+pub(super) fn useradd(arguments: &[&str]) -> Option<Vec<Action>> {
+    let (account, operands) = account(arguments, |option| {
+        Some(match option {
+            "-r" | "--system" => (Field::System, false),
+            "-U" | "--user-group" => (Field::OwnGroup, false),
+            "-g" | "--gid" => (Field::Group, true),
+            "-d" | "--home-dir" | "--home" => (Field::Home, true),
+            "-s" | "--shell" => (Field::Shell, true),
+            "-u" | "--uid" => (Field::Uid, true),
+            "-M" | "--no-create-home" => (Field::Ignored, false),
+            "-c" | "--comment" | "-K" | "--key" => (Field::Ignored, true),
+            _ => return None,
+        })
+    })?;
+    match operands.as_slice() {
+        [user] if account.system => Some(vec![account.user(user)?]),
+        _ => None,
+    }
+}
+
+pub(super) fn groupadd(arguments: &[&str]) -> Option<Vec<Action>> {
+    let (account, operands) = account(arguments, |option| {
+        Some(match option {
+            "-r" | "--system" => (Field::System, false),
+            "-g" | "--gid" => (Field::Gid, true),
+            "-f" | "--force" => (Field::Ignored, false),
+            "-K" | "--key" => (Field::Ignored, true),
+            _ => return None,
+        })
+    })?;
+    match operands.as_slice() {
+        [group] if account.system => Some(vec![Action::AddGroup {
+            name: name(group)?,
+            gid: account.gid,
+        }]),
+        _ => None,
+    }
+}
+
+/// `usermod -a -G GROUP[,GROUP...] USER` (or `-aG`). Without `-a` the
+/// user would also leave every other group: not understood.
+pub(super) fn usermod(arguments: &[&str]) -> Option<Vec<Action>> {
+    let expanded: Vec<&str> = arguments
+        .iter()
+        .flat_map(|&argument| match argument {
+            "-aG" => vec!["-a", "-G"],
+            other => vec![other],
+        })
+        .collect();
+    let line = command_line(&expanded, |option| match option {
+        "-a" | "--append" => Some(false),
+        "-G" | "--groups" => Some(true),
+        _ => None,
+    })?;
+    let [user] = line.operands.as_slice() else {
+        return None;
+    };
+    let append = line
+        .options
+        .iter()
+        .any(|(option, _)| matches!(*option, "-a" | "--append"));
+    let groups: Vec<&str> = line
+        .options
+        .iter()
+        .filter_map(|(_, value)| *value)
+        .flat_map(|value| value.split(','))
+        .collect();
+    if !append || groups.is_empty() {
+        return None;
+    }
+    groups
+        .into_iter()
+        .map(|group| {
+            Some(Action::AddToGroup {
+                user: name(user)?,
+                group: name(group)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) fn update_alternatives(arguments: &[&str]) -> Outcome {
+    let mut rest = arguments
+        .iter()
+        .copied()
+        .skip_while(|a| matches!(*a, "--quiet" | "--verbose" | "--force"));
+    if matches!(
+        rest.next(),
+        Some("--query" | "--list" | "--display" | "--get-selections")
+    ) {
+        return Outcome::Ignore;
+    }
+    alternative(arguments).map_or(Outcome::Unknown, |action| Outcome::Actions(vec![action]))
+}
+
+fn alternative(arguments: &[&str]) -> Option<Action> {
+    let mut install = None;
+    let mut slaves = Vec::new();
+    let mut index = 0;
+    while index < arguments.len() {
+        match arguments[index] {
+            "--quiet" | "--verbose" | "--force" => index += 1,
+            "--install" if install.is_none() => {
+                let [link, alternative, target, priority] = arguments.get(index + 1..index + 5)?
+                else {
+                    return None;
+                };
+                if !is_valid_alternative(alternative) {
+                    return None;
+                }
+                let priority: i64 = priority.parse().ok()?;
+                install = Some((
+                    path(link)?,
+                    alternative.to_string(),
+                    path(target)?,
+                    priority,
+                ));
+                index += 5;
+            }
+            "--slave" if install.is_some() => {
+                let [link, alternative, target] = arguments.get(index + 1..index + 4)? else {
+                    return None;
+                };
+                if !is_valid_alternative(alternative) {
+                    return None;
+                }
+                slaves.push(Slave {
+                    link: path(link)?,
+                    name: alternative.to_string(),
+                    path: path(target)?,
+                });
+                index += 4;
+            }
+            _ => return None,
+        }
+    }
+    let (link, name, path, priority) = install?;
+    Some(Action::Alternative {
+        link,
+        name,
+        path,
+        priority,
+        slaves,
+    })
+}
+
+pub(super) fn statoverride(arguments: &[&str]) -> Outcome {
+    let Some(line) = command_line(arguments, |option| match option {
+        "--quiet"
+        | "--update"
+        | "--force"
+        | "--force-all"
+        | "--force-statoverride-add"
+        | "--add"
+        | "--list" => Some(false),
+        _ => None,
+    }) else {
+        return Outcome::Unknown;
+    };
+    let has = |wanted: &str| line.options.iter().any(|(option, _)| *option == wanted);
+    if has("--list") {
+        return Outcome::Ignore;
+    }
+    let action = match line.operands.as_slice() {
+        [user, group, mode, target] if has("--add") => (|| {
+            Some(Action::StatOverride {
+                user: name(user)?,
+                group: name(group)?,
+                mode: octal_mode(mode)?,
+                path: path(target)?,
+            })
+        })(),
+        _ => None,
+    };
+    action.map_or(Outcome::Unknown, |action| Outcome::Actions(vec![action]))
+}
+
+fn octal_mode(text: &str) -> Option<u32> {
+    if text.is_empty() || text.len() > 6 || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|&mode| mode <= 0o7777)
+}

@@ -1,0 +1,406 @@
+use super::*;
+
+fn user(name: &str) -> Action {
+    Action::AddUser {
+        name: name.to_owned(),
+        group: None,
+        own_group: false,
+        home: None,
+        shell: None,
+        uid: None,
+    }
+}
+
+fn with(
+    action: Action,
+    group: Option<&str>,
+    own: bool,
+    home: Option<&str>,
+    shell: Option<&str>,
+) -> Action {
+    let Action::AddUser { name, uid, .. } = action else {
+        unreachable!()
+    };
+    Action::AddUser {
+        name,
+        group: group.map(str::to_owned),
+        own_group: own,
+        home: home.map(str::to_owned),
+        shell: shell.map(str::to_owned),
+        uid,
+    }
+}
+
+fn group(name: &str) -> Action {
+    Action::AddGroup {
+        name: name.to_owned(),
+        gid: None,
+    }
+}
+
+#[test]
+fn mosquitto() {
+    let script = "#!/bin/sh
+
+set -e
+
+setup_mosquitto_user() {
+\tif ! getent group mosquitto >/dev/null; then
+\t\taddgroup --quiet --system mosquitto
+\tfi
+
+\tif ! getent passwd mosquitto >/dev/null; then
+\t\tadduser --quiet --system --no-create-home --ingroup mosquitto --home /var/lib/mosquitto --shell /usr/sbin/nologin mosquitto
+\tfi
+}
+
+if [ \"$1\" = \"configure\" ]; then
+\tsetup_mosquitto_user
+\tchown mosquitto /var/lib/mosquitto
+fi
+
+# Automatically added by dh_installsystemd/13.11.4
+if [ \"$1\" = \"configure\" ] || [ \"$1\" = \"abort-upgrade\" ] || [ \"$1\" = \"abort-deconfigure\" ] || [ \"$1\" = \"abort-remove\" ] ; then
+\t# This will only remove masks created by d-s-h on package removal.
+\tdeb-systemd-helper unmask 'mosquitto.service' >/dev/null || true
+
+\t# was-enabled defaults to true, so new installations run enable.
+\tif deb-systemd-helper --quiet was-enabled 'mosquitto.service'; then
+\t\tdeb-systemd-helper enable 'mosquitto.service' >/dev/null || true
+\telse
+\t\tdeb-systemd-helper update-state 'mosquitto.service' >/dev/null || true
+\tfi
+fi
+# End automatically added section
+# Automatically added by dh_installinit/13.11.4
+if [ \"$1\" = \"configure\" ] || [ \"$1\" = \"abort-upgrade\" ] || [ \"$1\" = \"abort-deconfigure\" ] || [ \"$1\" = \"abort-remove\" ] ; then
+\tif [ -z \"${DPKG_ROOT:-}\" ] && [ -x \"/etc/init.d/mosquitto\" ]; then
+\t\tupdate-rc.d mosquitto defaults >/dev/null
+\t\tif [ -n \"$2\" ]; then
+\t\t\t_dh_action=restart
+\t\telse
+\t\t\t_dh_action=start
+\t\tfi
+\t\tinvoke-rc.d --skip-systemd-native mosquitto $_dh_action || exit 1
+\tfi
+fi
+# End automatically added section
+";
+    let parsed = parse(script);
+    assert_eq!(
+        parsed.actions,
+        [
+            group("mosquitto"),
+            with(
+                user("mosquitto"),
+                Some("mosquitto"),
+                false,
+                Some("/var/lib/mosquitto"),
+                Some("/usr/sbin/nologin")
+            ),
+        ]
+    );
+    assert_eq!(parsed.skipped, ["chown mosquitto /var/lib/mosquitto"]);
+}
+
+#[test]
+fn avahi() {
+    let script = "#! /bin/sh
+set -e
+
+case \"$1\" in
+    configure)
+        if ! id avahi > /dev/null 2>&1; then
+            adduser --disabled-password  --quiet --system \\
+      --home /run/avahi-daemon --no-create-home \\
+      --gecos \"Avahi mDNS daemon\" --group avahi
+        fi
+        addgroup --quiet --system netdev || true
+        ;;
+esac
+";
+    let parsed = parse(script);
+    assert_eq!(
+        parsed.actions,
+        [
+            with(user("avahi"), None, true, Some("/run/avahi-daemon"), None),
+            group("netdev"),
+        ]
+    );
+    assert_eq!(parsed.skipped, Vec::<String>::new());
+}
+
+#[test]
+fn dnsmasq() {
+    let script = "#!/bin/sh
+set -e
+
+if [ \"$1\" = \"configure\" ]; then
+    if [ -z \"`id -u dnsmasq 2> /dev/null`\" ]; then
+        useradd --system \\
+ --gid nogroup \\
+ --comment dnsmasq \\
+ --home-dir /var/lib/misc --no-create-home \\
+ --shell /usr/sbin/nologin \\
+ dnsmasq
+    fi
+fi
+";
+    let parsed = parse(script);
+    assert_eq!(
+        parsed.actions,
+        [with(
+            user("dnsmasq"),
+            Some("nogroup"),
+            false,
+            Some("/var/lib/misc"),
+            Some("/usr/sbin/nologin")
+        )]
+    );
+    assert_eq!(parsed.skipped, Vec::<String>::new());
+}
+
+#[test]
+fn mawk() {
+    let script = "#!/bin/sh
+set -e
+
+if [ \"$1\" = \"configure\" ] || [ \"$1\" = \"abort-upgrade\" ]; then
+    update-alternatives --install /usr/bin/awk awk /usr/bin/mawk 5 \\
+ --slave /usr/share/man/man1/awk.1.gz awk.1.gz /usr/share/man/man1/mawk.1.gz \\
+ --slave /usr/bin/nawk nawk /usr/bin/mawk
+fi
+";
+    let parsed = parse(script);
+    assert_eq!(
+        parsed.actions,
+        [Action::Alternative {
+            link: "/usr/bin/awk".into(),
+            name: "awk".into(),
+            path: "/usr/bin/mawk".into(),
+            priority: 5,
+            slaves: vec![
+                Slave {
+                    link: "/usr/share/man/man1/awk.1.gz".into(),
+                    name: "awk.1.gz".into(),
+                    path: "/usr/share/man/man1/mawk.1.gz".into(),
+                },
+                Slave {
+                    link: "/usr/bin/nawk".into(),
+                    name: "nawk".into(),
+                    path: "/usr/bin/mawk".into(),
+                },
+            ],
+        }]
+    );
+    assert_eq!(parsed.skipped, Vec::<String>::new());
+}
+
+#[test]
+fn debian_boilerplate_is_silent() {
+    let script = "#!/bin/sh
+# postinst script for foo
+#
+# see: dh_installdeb(1)
+
+set -e
+
+# summary of how this script can be called:
+#        * <postinst> `configure' <most-recently-configured-version>
+#        * <old-postinst> `abort-upgrade' <new version>
+
+. /usr/share/debconf/confmodule
+
+case \"$1\" in
+    configure)
+        db_get foo/enable || true
+        adduser --system --group --home /var/lib/foo foo
+    ;;
+
+    abort-upgrade|abort-remove|abort-deconfigure)
+    ;;
+
+    *)
+        echo \"postinst called with unknown argument \\`$1'\" >&2
+        exit 1
+    ;;
+esac
+
+if [ -d /run/systemd/system ]; then
+\tsystemctl --system daemon-reload >/dev/null || true
+fi
+if which ldconfig >/dev/null 2>&1; then ldconfig; fi
+dpkg-maintscript-helper rm_conffile /etc/foo.conf 1.0~ foo -- \"$@\"
+if dpkg --compare-versions \"$2\" lt 1.2; then :; fi
+DEBIAN_FRONTEND=noninteractive dpkg-trigger --no-await foo
+
+# dh_installdeb will replace this with shell code automatically
+# generated by other debhelper scripts.
+
+#DEBHELPER#
+
+exit 0
+";
+    let parsed = parse(script);
+    assert_eq!(
+        parsed.actions,
+        [with(user("foo"), None, true, Some("/var/lib/foo"), None)]
+    );
+    assert_eq!(parsed.skipped, Vec::<String>::new());
+}
+
+#[test]
+fn commands_that_do_something_else_are_listed_once_per_line() {
+    let script = "chown -R foo:foo \\
+    /var/lib/foo
+mkdir -p /var/log/foo; chmod 750 /var/log/foo
+adduser --system bar && lighty-enable-mod fastcgi
+echo hello > /etc/motd
+cat > /etc/foo.conf <<EOF
+adduser --system fake
+EOF
+";
+    let parsed = parse(script);
+    assert_eq!(parsed.actions, [user("bar")]);
+    assert_eq!(
+        parsed.skipped,
+        [
+            "chown -R foo:foo /var/lib/foo",
+            "mkdir -p /var/log/foo; chmod 750 /var/log/foo",
+            "adduser --system bar && lighty-enable-mod fastcgi",
+            "echo hello > /etc/motd",
+            "cat > /etc/foo.conf <<EOF",
+        ]
+    );
+}
+
+#[test]
+fn groups_overrides_and_other_account_tools() {
+    let script = "adduser --quiet foo dialout
+addgroup foo video
+usermod -aG audio,plugdev foo
+groupadd -r -f --gid 120 netdev
+useradd -r -U -u 120 -s /bin/false -d /nonexistent svc
+if ! dpkg-statoverride --list /usr/bin/crontab > /dev/null; then
+    dpkg-statoverride --update --add root crontab 2755 /usr/bin/crontab
+fi
+";
+    let parsed = parse(script);
+    let member = |user: &str, group: &str| Action::AddToGroup {
+        user: user.into(),
+        group: group.into(),
+    };
+    assert_eq!(
+        parsed.actions,
+        [
+            member("foo", "dialout"),
+            member("foo", "video"),
+            member("foo", "audio"),
+            member("foo", "plugdev"),
+            Action::AddGroup {
+                name: "netdev".into(),
+                gid: Some(120)
+            },
+            Action::AddUser {
+                name: "svc".into(),
+                group: None,
+                own_group: true,
+                home: Some("/nonexistent".into()),
+                shell: Some("/bin/false".into()),
+                uid: Some(120),
+            },
+            Action::StatOverride {
+                user: "root".into(),
+                group: "crontab".into(),
+                mode: 0o2755,
+                path: "/usr/bin/crontab".into(),
+            },
+        ]
+    );
+    assert_eq!(parsed.skipped, Vec::<String>::new());
+}
+
+#[test]
+fn forms_not_understood_are_skipped() {
+    for line in [
+        "adduser --system --home /var/../etc x",
+        "adduser --system \"$(reboot)\"",
+        "adduser --system $NAME",
+        "adduser --system --frobnicate x",
+        "adduser --system 0day",
+        "adduser --system --group --ingroup staff x",
+        "adduser plainuser",
+        "addgroup notsystem",
+        "useradd -m x",
+        "adduser --system --home relative/home x",
+        "adduser --system --uid 99999999999 x",
+        "update-alternatives --set awk /usr/bin/mawk",
+        "update-alternatives --install /usr/bin/awk awk /usr/bin/mawk high",
+        "update-alternatives --install /usr/bin/awk a/b /usr/bin/mawk 5",
+        "dpkg-statoverride --add root root 0999 /x",
+        "dpkg-statoverride --add root root 755 /x/../y",
+        "dpkg-statoverride --remove /x",
+        "usermod -G audio foo",
+        ". /usr/share/foo/functions",
+        "$CMD --system x",
+    ] {
+        let parsed = parse(line);
+        assert_eq!(parsed.actions, [], "{line}");
+        assert_eq!(parsed.skipped, [line], "{line}");
+    }
+}
+
+#[test]
+fn unbalanced_quotes_cost_one_line() {
+    let parsed = parse("echo \"unterminated\nadduser --system ok\n");
+    assert_eq!(parsed.actions, [user("ok")]);
+    assert_eq!(parsed.skipped, ["echo \"unterminated"]);
+
+    let parsed = parse("adduser --system 'oops\naddgroup --system g\n");
+    assert_eq!(parsed.actions, [group("g")]);
+    assert_eq!(parsed.skipped, ["adduser --system 'oops"]);
+
+    // A string that does close on a later line is one statement.
+    let parsed = parse("echo 'a\nb' >/dev/null\naddgroup --system h\n");
+    assert_eq!(parsed.actions, [group("h")]);
+    assert_eq!(parsed.skipped, Vec::<String>::new());
+}
+
+#[test]
+fn a_huge_script_is_cut_and_says_so() {
+    let mut script = String::from("addgroup --system first\n");
+    while script.len() < 10 << 20 {
+        script.push_str("chown a /b\n");
+    }
+    script.push_str("addgroup --system last\n");
+    let parsed = parse(&script);
+    assert_eq!(parsed.actions, [group("first")]);
+    assert_eq!(parsed.skipped.len(), MAX_SKIPPED + 2);
+    assert!(parsed.skipped[MAX_SKIPPED].ends_with("more lines not understood)"));
+    let note = parsed.skipped.last().unwrap();
+    assert!(note.contains(&format!("{} bytes", script.len())), "{note}");
+}
+
+#[test]
+fn hostile_text_never_panics() {
+    let long_line = "x".repeat(5000);
+    let shown = &parse(&long_line).skipped[0];
+    assert!(shown.chars().count() <= MAX_SHOWN + 1);
+    for script in [
+        "\"".repeat(3 << 20),
+        "$(".repeat(1 << 20),
+        "`".to_owned() + &"\\".repeat(1 << 20),
+        "case in\n".repeat(1000) + &")".repeat(1000),
+        "'\n\"\n`\n$(\n${\n".repeat(100_000),
+        "é".repeat(1 << 20),
+        "a() {\n}\n;;\nesac\n)\n(\n|| && ; &".to_owned(),
+        "\\".to_owned(),
+        "<<".to_owned(),
+        "x <<-".to_owned(),
+        "adduser --system\\".to_owned(),
+        "\0\u{feff}adduser --system \0".to_owned(),
+    ] {
+        let parsed = parse(&script);
+        assert!(parsed.actions.is_empty());
+    }
+}
