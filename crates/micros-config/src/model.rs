@@ -120,6 +120,8 @@ pub struct Environment {
     pub files: BTreeMap<String, File>,
     pub exclude_paths: Set,
     pub variables: BTreeMap<EnvName, String>,
+    /// Alternative name → the path it points to.
+    pub alternatives: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -291,6 +293,9 @@ pub struct User {
     pub shell: String,
     pub hashed_password: Option<String>,
     pub authorized_keys: Vec<String>,
+    /// A daemon's account: no home directory is made for it and its shell
+    /// need not be in the image (`/usr/sbin/nologin`).
+    pub is_system_user: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -235,3 +235,36 @@ fn a_raspberry_pi_gets_its_kernel_console_card_driver_and_firmware_component() {
         .available_kernel_modules
         .contains_key("bcm2835"));
 }
+
+#[test]
+fn debians_fixed_users_and_groups_exist_and_a_configuration_changes_them() {
+    let config = common::evaluate("{}").config;
+    let users = &config.users;
+    for (name, uid, group) in [
+        ("daemon", 1, "daemon"),
+        ("www-data", 33, "www-data"),
+        ("nobody", 65534, "nogroup"),
+    ] {
+        assert_eq!(users.users[name].uid, uid, "{name}");
+        assert_eq!(users.users[name].group, group, "{name}");
+        assert_eq!(users.users[name].shell, "/usr/sbin/nologin", "{name}");
+        assert_eq!(users.users[name].hashed_password, None, "{name} is locked");
+    }
+    for (name, gid) in [
+        ("shadow", 42),
+        ("www-data", 33),
+        ("nogroup", 65534),
+        ("users", 100),
+    ] {
+        assert_eq!(users.groups[name].gid, gid, "{name}");
+    }
+    // A configuration's own values win, field by field.
+    let config = common::evaluate(
+        r#"{ users.users.www-data.uid = 1033, users.users.nobody.shell = "/bin/false", users.groups.audio.gid = 63 }"#,
+    )
+    .config;
+    assert_eq!(config.users.users["www-data"].uid, 1033);
+    assert_eq!(config.users.users["www-data"].home, "/var/www");
+    assert_eq!(config.users.users["nobody"].shell, "/bin/false");
+    assert_eq!(config.users.groups["audio"].gid, 63);
+}
