@@ -22,6 +22,7 @@ use micros_debian::lock::Lock;
 use micros_image::{Compression, SquashfsCompressor, SquashfsOptions, Tree};
 use sha2::{Digest, Sha256};
 
+use crate::declared::Declared;
 use crate::kernel::{Kernel, KernelError};
 use crate::rootfs::{self, Package, RootfsError};
 
@@ -110,6 +111,9 @@ pub struct Built {
     /// The root filesystem's setuid/setgid files and device nodes, when it
     /// was built.
     pub special_files: Vec<crate::report::SpecialFile>,
+    /// Maintainer-script lines MicrOS does not do, by package (only
+    /// packages that have any).
+    pub not_understood: Vec<(String, Vec<String>)>,
 }
 
 /// The modules the initrd needs for the configuration.
@@ -236,12 +240,19 @@ pub fn build(
     }
     std::fs::rename(&staging, out).map_err(io(out))?;
     let _ = std::fs::remove_dir_all(&old);
+    let not_understood = unpacked
+        .declared
+        .into_values()
+        .filter(|declared| !declared.skipped.is_empty())
+        .map(|declared| (declared.package, declared.skipped))
+        .collect();
     Ok(Built {
         directory: out.to_owned(),
         artifacts,
         kernel_version: unpacked.kernel.version,
         root_report,
         special_files,
+        not_understood,
     })
 }
 
@@ -282,6 +293,8 @@ struct Unpacked {
     firmware_tree: Tree,
     /// The root's packages: name and decompressed data tar.
     data: Vec<(String, PathBuf)>,
+    /// What the root's packages' maintainer scripts declare, by package.
+    declared: BTreeMap<String, Declared>,
 }
 
 /// The kernel, and the other packages' decompressed data tars by name.
@@ -294,6 +307,7 @@ fn unpack(
     let mut kernel_tree = Tree::new();
     let mut firmware_tree = Tree::new();
     let mut data = Vec::new();
+    let mut declared = BTreeMap::new();
     for (package, deb) in pair(lock, debs)? {
         let tar = data_tar(cache, &package.name, deb, &package.sha256)?;
         if package.name == "raspi-firmware" {
@@ -311,6 +325,10 @@ fn unpack(
                 UnpackOptions { merged_usr: true },
             )?;
         } else {
+            declared.insert(
+                package.name.clone(),
+                Declared::from_scripts(&package.name, deb)?,
+            );
             data.push((package.name.clone(), tar));
         }
     }
@@ -323,6 +341,7 @@ fn unpack(
         kernel_tree,
         firmware_tree,
         data,
+        declared,
     })
 }
 
@@ -367,11 +386,15 @@ fn firmware(
     Ok(files)
 }
 
-fn as_packages(data: &[(String, PathBuf)]) -> Vec<Package<'_>> {
+fn as_packages<'a>(
+    data: &'a [(String, PathBuf)],
+    declared: &'a BTreeMap<String, Declared>,
+) -> Vec<Package<'a>> {
     data.iter()
         .map(|(name, tar)| Package {
             name,
             data_tar: tar,
+            declared: declared.get(name),
         })
         .collect()
 }
@@ -387,7 +410,7 @@ pub fn root_tree(
 ) -> Result<(Tree, Vec<String>), BuildError> {
     let config_dir = config_path.parent().unwrap_or(Path::new("."));
     let unpacked = unpack(config, lock, debs, cache)?;
-    let packages = as_packages(&unpacked.data);
+    let packages = as_packages(&unpacked.data, &unpacked.declared);
     let tree = rootfs::assemble(config, config_dir, &packages, &unpacked.kernel)?;
     Ok((
         tree,
@@ -455,7 +478,7 @@ fn write_artifacts(
         micros_image::write_cpio(&initrd, &dir.join("initrd"), compression)?;
     }
     if all || attribute == Attribute::Squashfs {
-        let packages = as_packages(data);
+        let packages = as_packages(data, &unpacked.declared);
         let mut root = rootfs::assemble(config, config_dir, &packages, kernel)?;
         let names: Vec<&str> = data.iter().map(|(name, _)| name.as_str()).collect();
         root_report = crate::report::by_source(&root, &names);

@@ -4,6 +4,7 @@
 //! `.deb` files carry no `modules.dep`), the user database, and runit's
 //! service directories.
 pub mod build;
+pub mod declared;
 pub mod glob;
 pub mod init;
 pub mod initrd;

@@ -8,6 +8,7 @@ use micros_config::model::{enabled, Config};
 use micros_debian::deb::{unpack_tar, DebError, UnpackOptions};
 use micros_image::{Content, Entry, Kind, Tree, TreeError, TreePath};
 
+use crate::declared::{self, Declared, DeclaredError};
 use crate::kernel::{Kernel, KernelError};
 use crate::runit::{self, Activation, ServiceError};
 use crate::shell;
@@ -25,6 +26,8 @@ pub enum RootfsError {
     Services(#[from] ServiceError),
     #[error(transparent)]
     Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Declared(#[from] DeclaredError),
     #[error("{option}: {message}")]
     Option { option: String, message: String },
     #[error("{option}: cannot read {}: {source}", path.display())]
@@ -40,6 +43,8 @@ pub enum RootfsError {
 pub struct Package<'a> {
     pub name: &'a str,
     pub data_tar: &'a Path,
+    /// What its maintainer scripts declare (users, groups, alternatives).
+    pub declared: Option<&'a Declared>,
 }
 
 /// busybox applets linked into `/usr/bin` when busybox is installed and
@@ -246,7 +251,41 @@ pub fn assemble(
     }
     // Before anything that needs a shell: say what the image lacks to boot.
     check_bootable(&tree)?;
-    let database = users::render(&config.users)?;
+
+    // What the packages' scripts and sysusers.d files declare, done here.
+    let declared = declarations(&tree, packages)?;
+    for link in declared::alternatives(&declared, &config.environment.alternatives, |target| {
+        TreePath::parse(target)
+            .ok()
+            .and_then(|target| tree.resolve(&target))
+            .is_some()
+    })? {
+        let link_path = path(&link.link)?;
+        // A slave link into a directory the image left out (man pages).
+        if link_path
+            .parent()
+            .is_some_and(|dir| tree.resolve(&dir).is_none())
+        {
+            continue;
+        }
+        tree.replace(
+            link_path,
+            Entry::symlink(&link.target, &format!("alternative {}", link.origin)),
+        )?;
+    }
+    let users = declared::add_users(&config.users, &declared)?;
+    // `dpkg-statoverride --add`: the owner and mode the package asks for.
+    for (path_text, uid, gid, mode) in declared::stat_overrides(&declared, &users) {
+        if let Some(entry) = TreePath::parse(&path_text)
+            .ok()
+            .and_then(|p| tree.get_mut(&p))
+        {
+            entry.uid = uid;
+            entry.gid = gid;
+            entry.mode = mode;
+        }
+    }
+    let database = users::render(&users)?;
     tree.replace(
         path("/etc/passwd")?,
         file(database.passwd, 0o644, "users.users"),
@@ -259,7 +298,12 @@ pub fn assemble(
         path("/etc/shadow")?,
         file(database.shadow, 0o600, "users.users"),
     )?;
-    for (name, user) in &config.users.users {
+    for (name, user) in &users.users {
+        // A daemon's account: its shell is a refusal (`nologin`), and its
+        // home, if any, comes from its package or tmpfiles.d.
+        if user.is_system_user && user.authorized_keys.is_empty() {
+            continue;
+        }
         let runs = tree
             .resolve(&path(&user.shell)?)
             .is_some_and(|(_, entry)| matches!(entry.kind, Kind::File(_) | Kind::Hardlink(_)));
@@ -273,7 +317,7 @@ pub fn assemble(
             });
         }
         // A home directory that no package made belongs to its user.
-        let gid = config.users.groups[&user.group].gid;
+        let gid = users.groups[&user.group].gid;
         let home = path(&user.home)?;
         if tree.get(&home).is_none() && !matches!(user.home.as_str(), "/var/empty" | "/nonexistent")
         {
@@ -434,7 +478,7 @@ pub fn assemble(
         )?;
     }
     tree.replace(path("/etc/service")?, Entry::directory(0o755, "micros"))?;
-    for (service, files) in runit::render(&config.runit.services, &config.users)? {
+    for (service, files) in runit::render(&config.runit.services, &users)? {
         for service_file in files {
             let mode = if service_file.executable {
                 0o755
@@ -517,6 +561,48 @@ fn sysctl_value(value: &serde_json::Value) -> String {
         serde_json::Value::Bool(on) => if *on { "1" } else { "0" }.to_owned(),
         other => other.to_string(),
     }
+}
+
+/// Every package's declarations: its maintainer scripts' (read at unpack)
+/// and its `sysusers.d` files' in the tree.
+fn declarations(tree: &Tree, packages: &[Package<'_>]) -> Result<Vec<Declared>, RootfsError> {
+    let mut all: Vec<Declared> = packages
+        .iter()
+        .map(|package| {
+            package
+                .declared
+                .cloned()
+                .unwrap_or_else(|| Declared::new(package.name))
+        })
+        .collect();
+    for (file, entry) in tree.iter() {
+        let name = file.to_string();
+        if !(name.starts_with("/usr/lib/sysusers.d/") && name.ends_with(".conf")) {
+            continue;
+        }
+        let (Kind::File(content), Some(package)) = (
+            &entry.kind,
+            all.iter_mut().find(|d| d.package == *entry.origin),
+        ) else {
+            continue;
+        };
+        // A package's own small text file; a huge one is not read whole.
+        if content.len() > 1 << 20 {
+            package
+                .skipped
+                .push(format!("{name}: larger than 1 MiB, not read"));
+            continue;
+        }
+        let bytes = content.read().map_err(|source| RootfsError::Source {
+            option: format!("{} ({name})", package.package),
+            path: name.clone().into(),
+            source,
+        })?;
+        package.add(micros_debian::sysusers::parse(&String::from_utf8_lossy(
+            &bytes,
+        )));
+    }
+    Ok(all)
 }
 
 /// `/etc/profile`: the environment's variables, each value one quoted word,

@@ -244,6 +244,7 @@ mod tests {
             shell: "/bin/sh".into(),
             hashed_password: None,
             authorized_keys: vec![],
+            is_system_user: false,
         }
     }
 

@@ -39,6 +39,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "{}",
         micros_system::report::special_table(&built.special_files)
     );
+    for (package, lines) in &built.not_understood {
+        eprintln!(
+            "note: {package}: {} maintainer-script line{} MicrOS does not do, e.g. `{}` (`micros why {package}` lists them)",
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" },
+            lines[0]
+        );
+    }
     for (name, (size, _)) in &built.artifacts {
         println!("  {:<14} {:>10}", name, human(*size));
     }

@@ -32,8 +32,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", explain_path(config, &tree, &names, &args.target)?);
     } else {
         print!("{}", explain_package(config, lock, &args.target)?);
+        if lock.package(&args.target).is_some() {
+            let debs = locked.fetch()?;
+            if let Some(deb) = debs.get(&args.target) {
+                let declared = micros_system::declared::Declared::from_scripts(&args.target, deb)?;
+                print!("{}", explain_scripts(&declared));
+            }
+        }
     }
     Ok(())
+}
+
+/// What MicrOS does for a package's maintainer scripts, and which of
+/// their lines it does not do.
+pub fn explain_scripts(declared: &micros_system::declared::Declared) -> String {
+    let mut text = String::new();
+    let done = declared.describe();
+    if !done.is_empty() {
+        text.push_str("its maintainer scripts ask for what MicrOS does at build time:\n");
+        for line in done {
+            text.push_str(&format!("  {line}\n"));
+        }
+    }
+    if !declared.skipped.is_empty() {
+        text.push_str(&format!(
+            "its maintainer scripts also run {} line{} MicrOS does not (check that the image needs none of them):\n",
+            declared.skipped.len(),
+            if declared.skipped.len() == 1 { "" } else { "s" }
+        ));
+        for line in &declared.skipped {
+            text.push_str(&format!("  {line}\n"));
+        }
+    }
+    text
 }
 
 /// Why `name` is locked: the chain from the configuration's request down to
