@@ -22,4 +22,5 @@ pub mod solver;
 pub mod sources;
 pub mod sysusers;
 pub mod tar;
+pub mod tmpfiles;
 pub mod version;

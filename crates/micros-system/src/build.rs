@@ -226,6 +226,7 @@ pub fn build(
         artifacts,
         root_report,
         special_files,
+        not_understood,
     } = match result {
         Ok(built) => built,
         Err(error) => {
@@ -240,12 +241,6 @@ pub fn build(
     }
     std::fs::rename(&staging, out).map_err(io(out))?;
     let _ = std::fs::remove_dir_all(&old);
-    let not_understood = unpacked
-        .declared
-        .into_values()
-        .filter(|declared| !declared.skipped.is_empty())
-        .map(|declared| (declared.package, declared.skipped))
-        .collect();
     Ok(Built {
         directory: out.to_owned(),
         artifacts,
@@ -261,6 +256,7 @@ struct Written {
     artifacts: Artifacts,
     root_report: Vec<crate::report::Share>,
     special_files: Vec<crate::report::SpecialFile>,
+    not_understood: Vec<(String, Vec<String>)>,
 }
 
 /// The cached `.deb` files, by package name.
@@ -400,21 +396,23 @@ fn as_packages<'a>(
 }
 
 /// The root filesystem's tree as `micros build` would write it (for
-/// `micros why /path`), and the names of the packages unpacked into it.
+/// `micros why`), the names of the packages unpacked into it, and what
+/// they declared.
 pub fn root_tree(
     config: &Config,
     config_path: &Path,
     lock: &Lock,
     debs: &Debs,
     cache: &Cache,
-) -> Result<(Tree, Vec<String>), BuildError> {
+) -> Result<(Tree, Vec<String>, Vec<Declared>), BuildError> {
     let config_dir = config_path.parent().unwrap_or(Path::new("."));
     let unpacked = unpack(config, lock, debs, cache)?;
     let packages = as_packages(&unpacked.data, &unpacked.declared);
-    let tree = rootfs::assemble(config, config_dir, &packages, &unpacked.kernel)?;
+    let assembled = rootfs::assemble(config, config_dir, &packages, &unpacked.kernel)?;
     Ok((
-        tree,
+        assembled.tree,
         unpacked.data.into_iter().map(|(name, _)| name).collect(),
+        assembled.declared,
     ))
 }
 
@@ -430,6 +428,7 @@ fn write_artifacts(
 ) -> Result<Written, BuildError> {
     let mut root_report = Vec::new();
     let mut special_files = Vec::new();
+    let mut not_understood = Vec::new();
     let (kernel, data) = (&unpacked.kernel, &unpacked.data);
     let card = attribute == Attribute::SdImage;
     // Before any writing: a card needs a model to be made for.
@@ -479,7 +478,14 @@ fn write_artifacts(
     }
     if all || attribute == Attribute::Squashfs {
         let packages = as_packages(data, &unpacked.declared);
-        let mut root = rootfs::assemble(config, config_dir, &packages, kernel)?;
+        let assembled = rootfs::assemble(config, config_dir, &packages, kernel)?;
+        not_understood = assembled
+            .declared
+            .into_iter()
+            .filter(|declared| !declared.skipped.is_empty())
+            .map(|declared| (declared.package, declared.skipped))
+            .collect();
+        let mut root = assembled.tree;
         let names: Vec<&str> = data.iter().map(|(name, _)| name.as_str()).collect();
         root_report = crate::report::by_source(&root, &names);
         special_files = crate::report::special_files(&root, &names);
@@ -587,6 +593,7 @@ fn write_artifacts(
         artifacts,
         root_report,
         special_files,
+        not_understood,
     })
 }
 

@@ -17,6 +17,8 @@ pub struct Declared {
     pub actions: Vec<Action>,
     /// Script lines that were not understood, as written.
     pub skipped: Vec<String>,
+    /// Its `tmpfiles.d` lines: paths its daemon needs at run time.
+    pub tmpfiles: Vec<micros_debian::tmpfiles::Line>,
 }
 
 impl Declared {
@@ -274,6 +276,70 @@ pub fn stat_overrides(declared: &[Declared], users: &Users) -> Vec<(String, u32,
             _ => None,
         })
         .collect()
+}
+
+/// A path a package's `tmpfiles.d` asks for, with its owner's ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimePath {
+    pub what: micros_debian::tmpfiles::What,
+    pub path: String,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// `tmpfiles.d (lighttpd)`.
+    pub origin: String,
+}
+
+/// The packages' `tmpfiles.d` lines with their owners as ids. A line whose
+/// user or group `users` does not know is added to its package's skipped
+/// lines instead.
+pub fn runtime_paths(declared: &mut [Declared], users: &Users) -> Vec<RuntimePath> {
+    use micros_debian::tmpfiles::What;
+    let mut paths = Vec::new();
+    for package in declared.iter_mut() {
+        let mut unknown = Vec::new();
+        for line in &package.tmpfiles {
+            let uid = match line.user.as_deref() {
+                None | Some("root") => Some(0),
+                Some(name) => users.users.get(name).map(|u| u.uid),
+            };
+            let gid = match line.group.as_deref() {
+                None | Some("root") => Some(0),
+                Some(name) => users.groups.get(name).map(|g| g.gid),
+            };
+            let (Some(uid), Some(gid)) = (uid, gid) else {
+                unknown.push(format!(
+                    "tmpfiles.d: {} for {}:{}, a user or group the image does not have",
+                    line.path,
+                    line.user.as_deref().unwrap_or("root"),
+                    line.group.as_deref().unwrap_or("root")
+                ));
+                continue;
+            };
+            let default_mode = match line.what {
+                What::Directory => 0o755,
+                _ => 0o644,
+            };
+            paths.push(RuntimePath {
+                what: line.what.clone(),
+                path: line.path.clone(),
+                mode: line.mode.unwrap_or(default_mode),
+                uid,
+                gid,
+                origin: format!("tmpfiles.d ({})", package.package),
+            });
+        }
+        package.skipped.extend(unknown);
+    }
+    paths
+}
+
+/// Whether `path` is on a filesystem that starts empty at every boot
+/// (`/run`, `/tmp`), so that it must be made then, not in the image.
+pub fn made_at_boot(path: &str) -> bool {
+    ["/run", "/tmp", "/dev/shm"]
+        .iter()
+        .any(|top| path == *top || path.starts_with(&format!("{top}/")))
 }
 
 /// A link the alternatives make: `link` → `target`, and which package's

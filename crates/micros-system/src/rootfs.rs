@@ -179,7 +179,7 @@ pub fn assemble(
     config_dir: &Path,
     packages: &[Package<'_>],
     kernel: &Kernel,
-) -> Result<Tree, RootfsError> {
+) -> Result<Assembled, RootfsError> {
     let mut tree = Tree::new();
     for package in packages {
         unpack_tar(
@@ -253,7 +253,7 @@ pub fn assemble(
     check_bootable(&tree)?;
 
     // What the packages' scripts and sysusers.d files declare, done here.
-    let declared = declarations(&tree, packages)?;
+    let mut declared = declarations(&tree, packages)?;
     for link in declared::alternatives(&declared, &config.environment.alternatives, |target| {
         TreePath::parse(target)
             .ok()
@@ -283,6 +283,16 @@ pub fn assemble(
             entry.uid = uid;
             entry.gid = gid;
             entry.mode = mode;
+        }
+    }
+    // tmpfiles.d: what lives in the image is made now; /run and /tmp
+    // start empty at every boot, so their paths are made by stage 1.
+    let mut at_boot = Vec::new();
+    for wanted in declared::runtime_paths(&mut declared, &users) {
+        if declared::made_at_boot(&wanted.path) {
+            at_boot.push(wanted);
+        } else {
+            make_path(&mut tree, &wanted)?;
         }
     }
     let database = users::render(&users)?;
@@ -449,6 +459,7 @@ pub fn assemble(
             .iter()
             .map(|(key, value)| (key.clone(), sysctl_value(value)))
             .collect(),
+        paths: at_boot,
         ..Activation::default()
     };
     for name in kernel.load_order(&requested)? {
@@ -499,7 +510,14 @@ pub fn assemble(
             Entry::symlink(&format!("/etc/sv/{service}"), "runit.services"),
         )?;
     }
-    Ok(tree)
+    Ok(Assembled { tree, declared })
+}
+
+/// The root's tree, and what its packages declared (with the lines MicrOS
+/// did not do, for the build to say).
+pub struct Assembled {
+    pub tree: Tree,
+    pub declared: Vec<Declared>,
 }
 
 fn content_of(
@@ -563,6 +581,43 @@ fn sysctl_value(value: &serde_json::Value) -> String {
     }
 }
 
+/// A `tmpfiles.d` line done in the image: a directory, file or link made
+/// where there is none, and the mode and owner given.
+fn make_path(tree: &mut Tree, wanted: &declared::RuntimePath) -> Result<(), RootfsError> {
+    use micros_debian::tmpfiles::What;
+    let at = path(&wanted.path)?;
+    let existing = tree.get_mut(&at);
+    match (&wanted.what, existing) {
+        // `z`, and any line for a path that is there: its mode and owner.
+        (What::Symlink { .. }, Some(_)) => {}
+        (_, Some(entry)) => {
+            if !matches!(entry.kind, Kind::Symlink(_)) {
+                entry.mode = wanted.mode;
+                entry.uid = wanted.uid;
+                entry.gid = wanted.gid;
+            }
+        }
+        (What::Adjust, None) => {}
+        (What::Directory, None) => tree.replace(
+            at,
+            Entry::directory(wanted.mode, &wanted.origin).owned(wanted.uid, wanted.gid),
+        )?,
+        (What::File { contents }, None) => tree.replace(
+            at,
+            Entry::file(
+                Content::bytes(contents.clone().unwrap_or_default()),
+                wanted.mode,
+                &wanted.origin,
+            )
+            .owned(wanted.uid, wanted.gid),
+        )?,
+        (What::Symlink { target }, None) => {
+            tree.replace(at, Entry::symlink(target, &wanted.origin))?
+        }
+    }
+    Ok(())
+}
+
 /// Every package's declarations: its maintainer scripts' (read at unpack)
 /// and its `sysusers.d` files' in the tree.
 fn declarations(tree: &Tree, packages: &[Package<'_>]) -> Result<Vec<Declared>, RootfsError> {
@@ -577,7 +632,8 @@ fn declarations(tree: &Tree, packages: &[Package<'_>]) -> Result<Vec<Declared>, 
         .collect();
     for (file, entry) in tree.iter() {
         let name = file.to_string();
-        if !(name.starts_with("/usr/lib/sysusers.d/") && name.ends_with(".conf")) {
+        let sysusers = name.starts_with("/usr/lib/sysusers.d/");
+        if !((sysusers || name.starts_with("/usr/lib/tmpfiles.d/")) && name.ends_with(".conf")) {
             continue;
         }
         let (Kind::File(content), Some(package)) = (
@@ -598,9 +654,19 @@ fn declarations(tree: &Tree, packages: &[Package<'_>]) -> Result<Vec<Declared>, 
             path: name.clone().into(),
             source,
         })?;
-        package.add(micros_debian::sysusers::parse(&String::from_utf8_lossy(
-            &bytes,
-        )));
+        let text = String::from_utf8_lossy(&bytes);
+        if sysusers {
+            package.add(micros_debian::sysusers::parse(&text));
+        } else {
+            let parsed = micros_debian::tmpfiles::parse(&text);
+            package.tmpfiles.extend(parsed.lines);
+            package.skipped.extend(
+                parsed
+                    .skipped
+                    .into_iter()
+                    .map(|line| format!("{name}: {line}")),
+            );
+        }
     }
     Ok(all)
 }

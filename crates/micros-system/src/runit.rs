@@ -375,6 +375,82 @@ mod tests {
     }
 
     #[test]
+    fn tmpfiles_paths_are_made_at_boot_with_hostile_names_as_one_word() {
+        use crate::declared::RuntimePath;
+        use micros_debian::tmpfiles::What;
+        let dir = tempfile::tempdir().unwrap();
+        let id = |flag: &str| -> u32 {
+            let out = std::process::Command::new("id").arg(flag).output().unwrap();
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        let base = dir.path().display().to_string();
+        let wanted = |what: What, name: &str, mode: u32| RuntimePath {
+            what,
+            path: format!("{base}/{name}"),
+            mode,
+            uid,
+            gid,
+            origin: "tmpfiles.d (test)".into(),
+        };
+        let hostile = "it's $(touch pwned) `x` a;b";
+        let lines: String = [
+            wanted(What::Directory, hostile, 0o750),
+            wanted(
+                What::File {
+                    contents: Some("$(touch pwned) 'q'".into()),
+                },
+                "file",
+                0o640,
+            ),
+            wanted(
+                What::Symlink {
+                    target: "../$(touch pwned)".into(),
+                },
+                "link",
+                0o777,
+            ),
+            wanted(What::Adjust, "file", 0o600),
+            wanted(What::Adjust, "absent", 0o600),
+        ]
+        .iter()
+        .map(runtime_path)
+        .collect();
+        let output = std::process::Command::new("sh")
+            .args(["-c", &lines])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{lines}\n{output:?}");
+        assert!(output.stdout.is_empty(), "{output:?}");
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let made = std::fs::metadata(dir.path().join(hostile)).unwrap();
+        assert!(made.is_dir());
+        assert_eq!(made.permissions().mode() & 0o7777, 0o750);
+        assert_eq!((made.uid(), made.gid()), (uid, gid));
+        let file = dir.path().join("file");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "$(touch pwned) 'q'"
+        );
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777,
+            0o600,
+            "z adjusts the mode"
+        );
+        assert_eq!(
+            std::fs::read_link(dir.path().join("link")).unwrap(),
+            std::path::Path::new("../$(touch pwned)")
+        );
+        assert!(!dir.path().join("absent").exists());
+        assert!(!dir.path().join("pwned").exists(), "nothing ran");
+    }
+
+    #[test]
     fn a_service_without_a_log_prints_nothing_at_all() {
         let mut quiet = service("sh -c 'echo out; echo err >&2'");
         quiet.log.target = LogTarget::None;
@@ -470,6 +546,38 @@ pub struct Activation {
     pub modules: Vec<String>,
     /// (device, mount point, type, options).
     pub mounts: Vec<(String, String, String, String)>,
+    /// Paths packages' tmpfiles.d want on filesystems that start empty
+    /// (`/run`, `/tmp`).
+    pub paths: Vec<crate::declared::RuntimePath>,
+}
+
+/// Stage 1's line for a tmpfiles.d path: made when it is not there, then
+/// given its mode and owner (by id: resolved at build time).
+fn runtime_path(wanted: &crate::declared::RuntimePath) -> String {
+    use micros_debian::tmpfiles::What;
+    let path = quote(&wanted.path);
+    let owner = format!("{}:{}", wanted.uid, wanted.gid);
+    let mode = format!("{:04o}", wanted.mode);
+    let failed = shell::print(&format!(
+        "micros: cannot make {} ({})",
+        wanted.path, wanted.origin
+    ));
+    match &wanted.what {
+        What::Directory => format!(
+            "{{ mkdir -p {path} && chown {owner} {path} && chmod {mode} {path}; }} || {failed}\n"
+        ),
+        What::File { contents } => format!(
+            "{{ [ -e {path} ] || printf '%s' {} > {path}; chown {owner} {path} && chmod {mode} {path}; }} || {failed}\n",
+            quote(contents.as_deref().unwrap_or(""))
+        ),
+        What::Symlink { target } => format!(
+            "{{ [ -e {path} ] || [ -L {path} ] || ln -s {} {path}; }} || {failed}\n",
+            quote(target)
+        ),
+        What::Adjust => format!(
+            "if [ -e {path} ]; then chown {owner} {path} && chmod {mode} {path} || {failed}; fi\n"
+        ),
+    }
 }
 
 /// `/etc/runit/1`, `2` and `3`, and the `poweroff` and `reboot` commands
@@ -514,6 +622,9 @@ pub fn stage_scripts(activation: &Activation) -> Vec<(String, String)> {
             quote(device),
             shell::print(&format!("micros: cannot mount {device} on {point}"))
         ));
+    }
+    for wanted in &activation.paths {
+        one.push_str(&runtime_path(wanted));
     }
     // runit runs stage 3 once /run/runit.stopit becomes executable; it
     // reboots afterwards when /run/runit.reboot is executable, else powers off.
@@ -587,6 +698,7 @@ mod stage_tests {
                 "ext4".into(),
                 "defaults".into(),
             )],
+            paths: vec![],
         };
         let scripts = stage_scripts(&activation);
         let one = &scripts[0].1;
@@ -635,6 +747,7 @@ mod stage_tests {
                     "nofs".into(),
                     (*value).to_owned(),
                 )],
+                paths: vec![],
             };
             let one = &stage_scripts(&activation)[0].1;
             // The activation lines, between the fixed start and end.

@@ -96,6 +96,11 @@ fn project(extra: &str) -> ArchiveProject {
                     "./usr/lib/sysusers.d/thingd.conf",
                     b"# thingd's user\nu thingd 790 \"Thing daemon\" /var/lib/thingd\nm thingd mosquitto\n",
                     0o644,
+                )
+                .file(
+                    "./usr/lib/tmpfiles.d/thingd.conf",
+                    b"d /run/thingd 0750 thingd thingd -\nd /var/lib/thingd 0700 thingd - -\nf /run/ghost 0644 ghost - -\n",
+                    0o644,
                 ),
         );
     ArchiveProject::new(
@@ -173,6 +178,26 @@ fn package_users_alternatives_and_what_was_not_done() {
         mosquitto_binary.starts_with(&format!("-rwsr-x--- 0/{gid} ")),
         "{mosquitto_binary}"
     );
+    // tmpfiles.d: /var/lib/thingd is made in the image, /run/thingd by
+    // stage 1 at every boot, owned by thingd's ids.
+    let thingd_dir = listing
+        .lines()
+        .find(|l| l.ends_with(" squashfs-root/var/lib/thingd"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(thingd_dir.starts_with("drwx------ 790/0 "), "{thingd_dir}");
+    let stage_one = cat(&project, "etc/runit/1");
+    let thingd_gid = line(&group, "thingd").split(':').nth(2).unwrap();
+    assert!(
+        stage_one.contains(&format!(
+            "{{ mkdir -p /run/thingd && chown 790:{thingd_gid} /run/thingd && chmod 0750 /run/thingd; }} || "
+        )),
+        "{stage_one}"
+    );
+    assert!(!stage_one.contains("ghost"), "{stage_one}");
+    assert!(
+        stderr.contains("note: thingd: 1 maintainer-script line MicrOS does not do, e.g. `tmpfiles.d: /run/ghost for ghost:root, a user or group the image does not have`"),
+        "{stderr}"
+    );
     // The service runs as the package's user.
     let run = cat(&project, "etc/sv/mqtt/run");
     assert!(run.contains("chpst -u mosquitto:mosquitto"), "{run}");
@@ -197,6 +222,13 @@ fn package_users_alternatives_and_what_was_not_done() {
         "{lock}"
     );
 
+    let why = ok(&project.micros(&["why", "thingd"]));
+    assert!(
+        why.contains(
+            "  tmpfiles.d: /run/ghost for ghost:root, a user or group the image does not have\n"
+        ),
+        "{why}"
+    );
     let why = ok(&project.micros(&["why", "mosquitto"]));
     assert!(
         why.contains("its maintainer scripts ask for what MicrOS does at build time:\n  makes the system group mosquitto\n  makes the system user mosquitto\n  gives /usr/sbin/mosquitto to root:mosquitto, mode 4750\n"),

@@ -27,16 +27,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let lock = &locked.resolved.lock;
     if args.target.starts_with('/') {
         let debs = locked.fetch()?;
-        let (tree, names) =
+        let (tree, names, _) =
             micros_system::build::root_tree(config, &args.file, lock, &debs, &locked.cache)?;
         print!("{}", explain_path(config, &tree, &names, &args.target)?);
     } else {
         print!("{}", explain_package(config, lock, &args.target)?);
         if lock.package(&args.target).is_some() {
+            // What its scripts, sysusers.d and tmpfiles.d ask for, as the
+            // build does it.
             let debs = locked.fetch()?;
-            if let Some(deb) = debs.get(&args.target) {
-                let declared = micros_system::declared::Declared::from_scripts(&args.target, deb)?;
-                print!("{}", explain_scripts(&declared));
+            let (_, _, declared) =
+                micros_system::build::root_tree(config, &args.file, lock, &debs, &locked.cache)?;
+            if let Some(declared) = declared.iter().find(|d| d.package == args.target) {
+                print!("{}", explain_scripts(declared));
             }
         }
     }
