@@ -201,14 +201,21 @@ pub struct Runit {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Service {
     pub enable: bool,
-    pub command: String,
-    pub user: UserName,
+    /// A systemd unit of a package to run (`mosquitto.service`); the
+    /// fields set here override the unit's.
+    pub from_unit: Option<String>,
+    /// The command; the unit's `ExecStart` when null.
+    pub command: Option<String>,
+    /// Root when null (or the unit's `User`).
+    pub user: Option<UserName>,
     pub group: Option<UserName>,
     pub environment: BTreeMap<EnvName, String>,
-    pub working_directory: String,
+    /// `/` when null (or the unit's `WorkingDirectory`).
+    pub working_directory: Option<String>,
     pub after: Vec<ServiceName>,
     pub ready: Option<String>,
-    pub oneshot: bool,
+    /// False when null (or the unit's `Type=oneshot`).
+    pub oneshot: Option<bool>,
     pub log: Log,
 }
 

@@ -71,17 +71,14 @@ fn enabling_sshd_adds_a_service_and_a_package() {
     // another module.
     let config =
         common::evaluate(r#"{ services.sshd.enable = true, services.sshd.port = 2022 }"#).config;
-    let service = &config.runit.services["sshd"];
-    assert!(service.command.contains("exec dropbear -F"));
-    assert!(service.command.contains("-p 2022"), "{}", service.command);
+    let command = config.runit.services["sshd"].command.clone().unwrap();
+    assert!(command.contains("exec dropbear -F"));
+    assert!(command.contains("-p 2022"), "{command}");
     // Keys only, root by key only; the host key is made at first start, in /run.
-    assert!(service.command.ends_with(" -s -g'"), "{}", service.command);
+    assert!(command.ends_with(" -s -g'"), "{command}");
     assert!(
-        service
-            .command
-            .contains("dropbearkey -t ed25519 -f /run/dropbear/"),
-        "{}",
-        service.command
+        command.contains("dropbearkey -t ed25519 -f /run/dropbear/"),
+        "{command}"
     );
     assert!(config.environment.packages["dropbear-bin"]);
 
@@ -90,7 +87,7 @@ fn enabling_sshd_adds_a_service_and_a_package() {
         r#"{ services.sshd.enable = true, boot.overlay = "data", boot.dataDevice = "/dev/vdb", services.sshd.permitRootLogin = "no" }"#,
     )
     .config;
-    let command = &config.runit.services["sshd"].command;
+    let command = config.runit.services["sshd"].command.clone().unwrap();
     assert!(
         command.contains("-r /var/lib/dropbear/dropbear_ed25519_host_key"),
         "{command}"
@@ -113,7 +110,7 @@ fn interfaces_become_services() {
     let dhcp = &config.runit.services["dhcp-eth0"];
     assert!(dhcp.enable);
     assert_eq!(
-        dhcp.command,
+        dhcp.command.as_deref().unwrap(),
         "udhcpc -f -i eth0 -s /etc/micros/udhcpc -x hostname:box -t 3 -T 2 -A 5"
     );
     let hook = config.environment.etc["micros/udhcpc"]
@@ -122,13 +119,13 @@ fn interfaces_become_services() {
         .unwrap();
     assert!(hook.contains("for server in 192.0.2.53 $dns; do"), "{hook}");
     let static_one = &config.runit.services["network-eth1"];
-    assert!(static_one.oneshot);
+    assert_eq!(static_one.oneshot, Some(true));
+    let command = static_one.command.clone().unwrap();
     assert!(
-        static_one.command.contains(
+        command.contains(
             "ip addr add 192.168.7.2/24 dev eth1 && ip route add default via 192.168.7.1 dev eth1"
         ),
-        "{}",
-        static_one.command
+        "{command}"
     );
     assert!(!config.runit.services.contains_key("dhcp-eth1"));
 }
@@ -150,8 +147,8 @@ fn ntpd_syslog_and_getty() {
     assert_eq!((syslog.log.max_size, syslog.log.max_files), (4096, 3));
     assert_eq!(config.runit.services["klogd"].after, ["syslog"]);
     assert_eq!(
-        config.runit.services["getty"].command,
-        "getty -L 115200 ttyAMA0 vt100"
+        config.runit.services["getty"].command.as_deref(),
+        Some("getty -L 115200 ttyAMA0 vt100")
     );
 }
 

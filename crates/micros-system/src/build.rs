@@ -114,6 +114,8 @@ pub struct Built {
     /// Maintainer-script lines MicrOS does not do, by package (only
     /// packages that have any).
     pub not_understood: Vec<(String, Vec<String>)>,
+    /// What the build could not apply (systemd directives), for the user.
+    pub warnings: Vec<String>,
 }
 
 /// The modules the initrd needs for the configuration.
@@ -227,6 +229,7 @@ pub fn build(
         root_report,
         special_files,
         not_understood,
+        warnings,
     } = match result {
         Ok(built) => built,
         Err(error) => {
@@ -248,6 +251,7 @@ pub fn build(
         root_report,
         special_files,
         not_understood,
+        warnings,
     })
 }
 
@@ -257,6 +261,7 @@ struct Written {
     root_report: Vec<crate::report::Share>,
     special_files: Vec<crate::report::SpecialFile>,
     not_understood: Vec<(String, Vec<String>)>,
+    warnings: Vec<String>,
 }
 
 /// The cached `.deb` files, by package name.
@@ -429,6 +434,7 @@ fn write_artifacts(
     let mut root_report = Vec::new();
     let mut special_files = Vec::new();
     let mut not_understood = Vec::new();
+    let mut warnings = Vec::new();
     let (kernel, data) = (&unpacked.kernel, &unpacked.data);
     let card = attribute == Attribute::SdImage;
     // Before any writing: a card needs a model to be made for.
@@ -479,6 +485,7 @@ fn write_artifacts(
     if all || attribute == Attribute::Squashfs {
         let packages = as_packages(data, &unpacked.declared);
         let assembled = rootfs::assemble(config, config_dir, &packages, kernel)?;
+        warnings = assembled.warnings;
         not_understood = assembled
             .declared
             .into_iter()
@@ -594,6 +601,7 @@ fn write_artifacts(
         root_report,
         special_files,
         not_understood,
+        warnings,
     })
 }
 

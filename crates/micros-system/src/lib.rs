@@ -16,4 +16,5 @@ pub mod rootfs;
 pub mod runit;
 pub mod sdimage;
 pub mod shell;
+pub mod unit;
 pub mod users;

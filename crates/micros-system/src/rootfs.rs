@@ -28,6 +28,8 @@ pub enum RootfsError {
     Kernel(#[from] KernelError),
     #[error(transparent)]
     Declared(#[from] DeclaredError),
+    #[error(transparent)]
+    Unit(#[from] crate::unit::UnitError),
     #[error("{option}: {message}")]
     Option { option: String, message: String },
     #[error("{option}: cannot read {}: {source}", path.display())]
@@ -489,7 +491,29 @@ pub fn assemble(
         )?;
     }
     tree.replace(path("/etc/service")?, Entry::directory(0o755, "micros"))?;
-    for (service, files) in runit::render(&config.runit.services, &users)? {
+    // Services: as written, or converted from a package's systemd unit.
+    let (units, warnings) = crate::unit::resolve(&config.runit.services, |unit| {
+        let entry = tree.get(&path(&format!("{}/{unit}", crate::unit::UNIT_DIRECTORY)).ok()?)?;
+        match &entry.kind {
+            Kind::File(content) if content.len() <= 1 << 20 => content
+                .read()
+                .ok()
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+            _ => None,
+        }
+    })?;
+    for (name, unit) in &units {
+        if !users.users.contains_key(unit.user.as_str()) {
+            return Err(RootfsError::Option {
+                option: format!("runit.services.{name}.user"),
+                message: format!(
+                    "{} is not a user of the image\nhint: declare it in users.users, or add the package that makes it",
+                    unit.user
+                ),
+            });
+        }
+    }
+    for (service, files) in runit::render(&units, &users)? {
         for service_file in files {
             let mode = if service_file.executable {
                 0o755
@@ -510,14 +534,20 @@ pub fn assemble(
             Entry::symlink(&format!("/etc/sv/{service}"), "runit.services"),
         )?;
     }
-    Ok(Assembled { tree, declared })
+    Ok(Assembled {
+        tree,
+        declared,
+        warnings,
+    })
 }
 
-/// The root's tree, and what its packages declared (with the lines MicrOS
-/// did not do, for the build to say).
+/// The root's tree, what its packages declared (with the lines MicrOS did
+/// not do, for the build to say), and warnings (directives of systemd
+/// units the conversion did not apply).
 pub struct Assembled {
     pub tree: Tree,
     pub declared: Vec<Declared>,
+    pub warnings: Vec<String>,
 }
 
 fn content_of(

@@ -13,7 +13,9 @@
 //! but the writable overlay stacked over it by stage 1 takes those writes.
 use std::collections::BTreeMap;
 
-use micros_config::model::{LogTarget, Service, ServiceName, SysctlKey, Users};
+use micros_config::model::{
+    EnvName, Log, LogTarget, Service, ServiceName, SysctlKey, UserName, Users,
+};
 
 use crate::shell::{self, quote};
 
@@ -34,14 +36,77 @@ pub enum ServiceError {
     Cycle(String),
 }
 
-/// Renders every enabled service's directory. `users` gives each service's
-/// user its groups.
+/// A service as runit runs it: `runit.services.<name>` with its defaults
+/// filled in, or a package's systemd unit converted (see `crate::unit`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unit {
+    pub command: String,
+    pub user: UserName,
+    pub group: Option<UserName>,
+    pub environment: BTreeMap<EnvName, String>,
+    /// Files of `KEY=value` lines read before the command (path, whether
+    /// a missing one is an error).
+    pub environment_files: Vec<(String, bool)>,
+    pub working_directory: String,
+    pub after: Vec<ServiceName>,
+    pub ready: Option<String>,
+    pub oneshot: bool,
+    /// Whether runsv starts it again when it exits (systemd's `Restart=no`
+    /// is false).
+    pub restart: bool,
+    pub log: Log,
+    /// Directories made (as root) and given to the service's user before it
+    /// starts: (path, mode).
+    pub directories: Vec<(String, u32)>,
+    /// Commands run before the command (systemd's `ExecStartPre`).
+    pub before: Vec<Before>,
+}
+
+/// A command run before a service's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Before {
+    pub command: String,
+    /// As root, not as the service's user (systemd's `+` prefix).
+    pub as_root: bool,
+    /// Its failure does not stop the start (systemd's `-` prefix).
+    pub may_fail: bool,
+}
+
+impl Unit {
+    /// `runit.services.<name>` as written, with the defaults for what it
+    /// leaves null; `None` without a command.
+    pub fn from_service(service: &Service) -> Option<Unit> {
+        Some(Unit {
+            command: service.command.clone()?,
+            user: service
+                .user
+                .clone()
+                .unwrap_or_else(|| UserName::parse("root").expect("a valid name")),
+            group: service.group.clone(),
+            environment: service.environment.clone(),
+            environment_files: Vec::new(),
+            working_directory: service
+                .working_directory
+                .clone()
+                .unwrap_or_else(|| "/".to_owned()),
+            after: service.after.clone(),
+            ready: service.ready.clone(),
+            oneshot: service.oneshot.unwrap_or(false),
+            restart: true,
+            log: service.log.clone(),
+            directories: Vec::new(),
+            before: Vec::new(),
+        })
+    }
+}
+
+/// Renders every service's directory. `users` gives each service's user
+/// its groups.
 pub fn render(
-    services: &BTreeMap<ServiceName, Service>,
+    services: &BTreeMap<ServiceName, Unit>,
     users: &Users,
 ) -> Result<BTreeMap<ServiceName, Vec<ServiceFile>>, ServiceError> {
-    let enabled: BTreeMap<&ServiceName, &Service> =
-        services.iter().filter(|(_, s)| s.enable).collect();
+    let enabled: BTreeMap<&ServiceName, &Unit> = services.iter().collect();
     for (name, service) in &enabled {
         for after in &service.after {
             if !enabled.contains_key(after) {
@@ -59,10 +124,10 @@ pub fn render(
         .collect())
 }
 
-fn check_cycles(enabled: &BTreeMap<&ServiceName, &Service>) -> Result<(), ServiceError> {
+fn check_cycles(enabled: &BTreeMap<&ServiceName, &Unit>) -> Result<(), ServiceError> {
     fn visit<'a>(
         name: &'a str,
-        enabled: &BTreeMap<&ServiceName, &'a Service>,
+        enabled: &BTreeMap<&ServiceName, &'a Unit>,
         path: &mut Vec<&'a str>,
         done: &mut Vec<&'a str>,
     ) -> Result<(), ServiceError> {
@@ -99,8 +164,8 @@ const DONE: &str = "/run/micros/done";
 
 fn render_one(
     name: &ServiceName,
-    service: &Service,
-    enabled: &BTreeMap<&ServiceName, &Service>,
+    service: &Unit,
+    enabled: &BTreeMap<&ServiceName, &Unit>,
     users: &Users,
 ) -> Vec<ServiceFile> {
     // runsv runs ./run in the service directory; sv is given this path, as
@@ -135,9 +200,25 @@ fn render_one(
             ));
         }
     }
-    if service.oneshot {
-        // Stay down once the command has succeeded; a failure is retried.
+    if service.oneshot || !service.restart {
+        // Stay down once the command has succeeded (a failed one-shot is
+        // retried); `Restart=no`: stay down whatever happens.
         run.push_str(&format!("sv once {} >/dev/null\n", quote(&directory)));
+    }
+    let spec = run_as(service, users);
+    // Directories the service owns, made as root before it runs.
+    if !service.directories.is_empty() {
+        let owner = spec
+            .as_deref()
+            .map(|spec| spec.split(':').take(2).collect::<Vec<_>>().join(":"))
+            .unwrap_or_else(|| "root".to_owned());
+        for (directory, mode) in &service.directories {
+            let path = quote(directory);
+            run.push_str(&format!(
+                "mkdir -p {path} && chown {} {path} && chmod {mode:04o} {path} || exit 1\n",
+                quote(&owner)
+            ));
+        }
     }
     run.push_str(&format!(
         "cd {} || exit 1\n",
@@ -146,10 +227,27 @@ fn render_one(
     for (key, value) in &service.environment {
         run.push_str(&format!("export {key}={}\n", quote(value)));
     }
-    let prefix = match run_as(service, users) {
+    // KEY=value lines; Debian's /etc/default files are shell.
+    for (file, required) in &service.environment_files {
+        let file = quote(file);
+        run.push_str(&format!("if [ -r {file} ]; then set -a; . {file}; set +a"));
+        if *required {
+            run.push_str(&format!(
+                "; else {}; exit 1",
+                shell::print(&format!("{name}: cannot read its environment file"))
+            ));
+        }
+        run.push_str("; fi\n");
+    }
+    let prefix = match spec {
         Some(user) => format!("chpst -u {} ", quote(&user)),
         None => String::new(),
     };
+    for before in &service.before {
+        let who = if before.as_root { "" } else { prefix.as_str() };
+        let failed = if before.may_fail { "true" } else { "exit 1" };
+        run.push_str(&format!("{who}{} || {failed}\n", before.command));
+    }
     if service.oneshot {
         let done = quote(&format!("{DONE}/{name}"));
         run.push_str(&format!(
@@ -193,7 +291,7 @@ fn render_one(
 /// user's `extraGroups` are listed after the primary group (the service's
 /// `group`, else the user's own). A user the configuration does not
 /// declare gets the groups of its `/etc/passwd` line from chpst.
-fn run_as(service: &Service, users: &Users) -> Option<String> {
+fn run_as(service: &Unit, users: &Users) -> Option<String> {
     let declared = users.users.get(service.user.as_str());
     let extra: &[_] = declared.map_or(&[], |user| user.extra_groups.as_slice());
     if service.user == "root" && service.group.is_none() && extra.is_empty() {
@@ -216,7 +314,7 @@ fn run_as(service: &Service, users: &Users) -> Option<String> {
 mod tests {
     use super::*;
     use crate::shell::tests::HOSTILE;
-    use micros_config::model::{EnvName, Group, Log, User, UserName};
+    use micros_config::model::{Group, User};
 
     fn name(text: &str) -> ServiceName {
         ServiceName::parse(text).unwrap()
@@ -226,26 +324,29 @@ mod tests {
         UserName::parse(text).unwrap()
     }
 
-    fn service(command: &str) -> Service {
-        Service {
-            enable: true,
+    fn service(command: &str) -> Unit {
+        Unit {
             command: command.into(),
             user: user_name("root"),
             group: None,
             environment: BTreeMap::new(),
+            environment_files: vec![],
             working_directory: "/".into(),
             after: vec![],
             ready: None,
             oneshot: false,
+            restart: true,
             log: Log {
                 target: LogTarget::Console,
                 max_size: 1_000_000,
                 max_files: 5,
             },
+            directories: vec![],
+            before: vec![],
         }
     }
 
-    fn services<const N: usize>(list: [(&str, Service); N]) -> BTreeMap<ServiceName, Service> {
+    fn services<const N: usize>(list: [(&str, Unit); N]) -> BTreeMap<ServiceName, Unit> {
         list.into_iter().map(|(n, s)| (name(n), s)).collect()
     }
 

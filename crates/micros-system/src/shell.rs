@@ -167,7 +167,7 @@ pub(crate) mod tests {
         let config = micros_config::evaluate(&dir.path().join("system.ncl"))
             .unwrap()
             .config;
-        assert_eq!(config.runit.services["all"].command, command(HOSTILE));
+        assert_eq!(config.runit.services["all"].command, Some(command(HOSTILE)));
         for (index, value) in HOSTILE.iter().enumerate() {
             let etc = &config.environment.etc[&format!("q/{index}")];
             assert_eq!(

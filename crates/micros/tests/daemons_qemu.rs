@@ -7,13 +7,15 @@ mod support;
 use support::{boot, build, project, shown};
 
 /// mosquitto (its postinst makes the `mosquitto` user it drops privileges
-/// to) and mawk (its postinst makes it `awk`), with a hand-written runit
-/// service and a probe that publishes and receives a message.
+/// to; its systemd unit says how to run it) and mawk (its postinst makes it
+/// `awk`), with a probe that publishes and receives a message.
 const DAEMONS: &str = r#"  {
     networking.hostName = "daemons",
     environment.packages = { mosquitto = true, mosquitto-clients = true, mawk = true },
+    # Debian's own unit, converted: ExecStartPre makes its directories,
+    # ExecStart runs it with the package's configuration.
     runit.services.mosquitto = {
-      command = "mosquitto -v",
+      fromUnit = "mosquitto.service",
       ready = "netstat -ltn | grep -q 127.0.0.1:1883",
     },
     runit.services.probe = {
@@ -27,6 +29,7 @@ const DAEMONS: &str = r#"  {
         mosquitto_pub -h 127.0.0.1 -t micros/test -m MQTT-HELLO
         wait
         echo "RECEIVED-$(cat /tmp/received)"
+        grep -q 'mosquitto version' /var/log/mosquitto/mosquitto.log && echo "LOG-$(stat -c %U /var/log/mosquitto)-logged"
         echo MARKER-DONE
         /usr/sbin/poweroff
       "%],
@@ -52,6 +55,11 @@ fn needs_network_and_qemu_mosquitto_runs_as_its_own_user_and_awk_is_mawk() {
     assert!(
         console.contains("AWK-/usr/bin/mawk-6"),
         "awk is mawk:\n{}",
+        shown(console)
+    );
+    assert!(
+        console.contains("LOG-mosquitto-logged"),
+        "the unit's ExecStartPre made its log directory, and it logs there:\n{}",
         shown(console)
     );
     assert!(

@@ -39,6 +39,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "{}",
         micros_system::report::special_table(&built.special_files)
     );
+    for warning in &built.warnings {
+        eprintln!("warning: {warning}");
+    }
     for (package, lines) in &built.not_understood {
         eprintln!(
             "note: {package}: {} maintainer-script line{} MicrOS does not do, e.g. `{}` (`micros why {package}` lists them)",

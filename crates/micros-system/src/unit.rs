@@ -1,0 +1,544 @@
+//! systemd units as runit services: `runit.services.<name>.fromUnit =
+//! "mosquitto.service"` runs what the package's unit says how to run.
+//!
+//! A unit file is package data: its words reach the run script only
+//! through [`crate::shell`], its names and paths are checked, and a
+//! directive the conversion cannot honour is a warning naming it (or an
+//! error, where ignoring it would change what runs: `Type=forking`
+//! without a `command` of one's own, `DynamicUser=yes`, an unknown
+//! specifier).
+use std::collections::BTreeMap;
+
+use micros_config::model::{EnvName, Service, ServiceName, UserName};
+
+use crate::runit::{Before, Unit};
+use crate::shell::quote;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    #[error("runit.services.{service}: set `command`, or `fromUnit` to a package's systemd unit")]
+    NoCommand { service: String },
+    #[error(
+        "runit.services.{service}.fromUnit: `{unit}` is not a unit name (like `mosquitto.service`)"
+    )]
+    BadName { service: String, unit: String },
+    #[error("runit.services.{service}.fromUnit: no package in the image ships {unit} (looked in /usr/lib/systemd/system)\nhint: add the package that ships it to environment.packages")]
+    Missing { service: String, unit: String },
+    #[error("runit.services.{service}.fromUnit: {unit}: {message}")]
+    Unsupported {
+        service: String,
+        unit: String,
+        message: String,
+    },
+}
+
+/// Where packages put their units (Debian's /lib/systemd/system, under
+/// merged /usr).
+pub const UNIT_DIRECTORY: &str = "/usr/lib/systemd/system";
+
+/// One `Key=value` of a unit, with its section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Directive {
+    section: String,
+    key: String,
+    value: String,
+}
+
+/// The directives of a unit file, in order (continuation lines joined,
+/// comments dropped).
+fn directives(text: &str) -> Vec<Directive> {
+    let mut found = Vec::new();
+    let mut section = String::new();
+    let mut pending = String::new();
+    for raw in text.lines().take(10_000) {
+        let line = raw.trim();
+        if pending.is_empty() && (line.starts_with('#') || line.starts_with(';')) {
+            continue;
+        }
+        if let Some(continued) = line.strip_suffix('\\') {
+            pending.push_str(continued);
+            pending.push(' ');
+            continue;
+        }
+        pending.push_str(line);
+        let whole = std::mem::take(&mut pending);
+        let whole = whole.trim();
+        if let Some(name) = whole.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            section = name.to_owned();
+        } else if let Some((key, value)) = whole.split_once('=') {
+            found.push(Directive {
+                section: section.clone(),
+                key: key.trim().to_owned(),
+                value: value.trim().to_owned(),
+            });
+        }
+    }
+    found
+}
+
+/// Splits a unit's command line or list into words, as systemd does:
+/// whitespace separates, "double" and 'single' quotes group, a backslash
+/// escapes. `None` for an unbalanced quote.
+fn words(value: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut in_word = false;
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut current));
+                    in_word = false;
+                }
+            }
+            '"' | '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        q if q == c => break,
+                        '\\' if c == '"' => current.push(chars.next()?),
+                        other => current.push(other),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                current.push(chars.next()?);
+            }
+            other => {
+                in_word = true;
+                current.push(other);
+            }
+        }
+    }
+    if in_word {
+        words.push(current);
+    }
+    Some(words)
+}
+
+/// Directives that mean nothing under runit, dropped without a word.
+const IGNORED: &[&str] = &[
+    "Description",
+    "Documentation",
+    "DefaultDependencies",
+    "Before",
+    "PartOf",
+    "ReloadPropagatedFrom",
+    "Alias",
+    "WantedBy",
+    "RequiredBy",
+    "Also",
+    "DefaultInstance",
+    "PIDFile",
+    "RemainAfterExit",
+    "RestartSec",
+    "RestartPreventExitStatus",
+    "SuccessExitStatus",
+    "TimeoutSec",
+    "TimeoutStartSec",
+    "TimeoutStopSec",
+    "StartLimitIntervalSec",
+    "StartLimitInterval",
+    "StartLimitBurst",
+    "NotifyAccess",
+    "KillMode",
+    "KillSignal",
+    "SendSIGKILL",
+    "ExecReload",
+    "SyslogIdentifier",
+    "StandardOutput",
+    "StandardError",
+    "RuntimeDirectoryPreserve",
+];
+
+/// Converts the unit `unit` (its text) for `runit.services.<service>`.
+/// `converted` maps the other converted units to their services, for
+/// `After=`/`Requires=`. Returns the service and its warnings.
+pub fn convert(
+    service_name: &str,
+    unit: &str,
+    text: &str,
+    service: &Service,
+    converted: &BTreeMap<String, ServiceName>,
+) -> Result<(Unit, Vec<String>), UnitError> {
+    let unsupported = |message: String| UnitError::Unsupported {
+        service: service_name.to_owned(),
+        unit: unit.to_owned(),
+        message,
+    };
+    let mut warnings = Vec::new();
+    let mut warn = |message: String| warnings.push(format!("{unit}: {message}"));
+    let mut exec_start: Vec<String> = Vec::new();
+    let mut before: Vec<Before> = Vec::new();
+    let mut user = None;
+    let mut group = None;
+    let mut environment = BTreeMap::new();
+    let mut environment_files = Vec::new();
+    let mut working_directory = None;
+    let mut kind = "simple".to_owned();
+    let mut restart = "no".to_owned();
+    let mut after = Vec::new();
+    let mut directories: Vec<(String, Vec<String>)> = Vec::new();
+    let mut modes: BTreeMap<String, u32> = BTreeMap::new();
+    let stem = unit.rsplit_once('.').map_or(unit, |(stem, _)| stem);
+    let specifiers = |word: &str| -> Result<String, UnitError> {
+        let mut out = String::new();
+        let mut chars = word.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('%') => out.push('%'),
+                Some('n') => out.push_str(unit),
+                Some('N') | Some('p') => out.push_str(stem),
+                Some('t') => out.push_str("/run"),
+                Some('S') => out.push_str("/var/lib"),
+                Some('L') => out.push_str("/var/log"),
+                Some('C') => out.push_str("/var/cache"),
+                other => {
+                    return Err(unsupported(format!(
+                        "the specifier %{} in `{word}` is not one MicrOS fills in",
+                        other.map(String::from).unwrap_or_default()
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    };
+
+    for directive in directives(text) {
+        let value = directive.value.as_str();
+        let key = directive.key.as_str();
+        match (directive.section.as_str(), key) {
+            (_, k) if IGNORED.contains(&k) => {}
+            ("Install", _) => {}
+            ("Service", "ExecStart") if value.is_empty() => exec_start.clear(),
+            ("Service", "ExecStart") => {
+                let (_, _, command) = command_line(value, &specifiers, &unsupported)?;
+                exec_start.push(command);
+            }
+            ("Service", "ExecStartPre") if value.is_empty() => before.clear(),
+            ("Service", "ExecStartPre") => {
+                let (may_fail, as_root, command) =
+                    command_line(value, &specifiers, &unsupported)?;
+                before.push(Before {
+                    command,
+                    as_root,
+                    may_fail,
+                });
+            }
+            ("Service", "Type") => kind = value.to_owned(),
+            ("Service", "Restart") => restart = value.to_owned(),
+            ("Service", "User") => {
+                user = Some(UserName::parse(value).map_err(|_| {
+                    unsupported(format!("User={value} is not a user name MicrOS takes"))
+                })?)
+            }
+            ("Service", "Group") => {
+                group = Some(UserName::parse(value).map_err(|_| {
+                    unsupported(format!("Group={value} is not a group name MicrOS takes"))
+                })?)
+            }
+            ("Service", "DynamicUser") if is_true(value) => {
+                return Err(unsupported(
+                    "DynamicUser=yes needs a user made at start; set runit.services.<name>.user to one of users.users".into(),
+                ))
+            }
+            ("Service", "Environment") => {
+                for pair in words(value).unwrap_or_default() {
+                    match pair.split_once('=').map(|(k, v)| (EnvName::parse(k), v)) {
+                        Some((Ok(name), value)) => {
+                            environment.insert(name, value.to_owned());
+                        }
+                        _ => warn(format!("Environment `{pair}` is not NAME=value; left out")),
+                    }
+                }
+            }
+            ("Service", "EnvironmentFile") => {
+                let (required, path) = match value.strip_prefix('-') {
+                    Some(path) => (false, path),
+                    None => (true, value),
+                };
+                if !micros_debian::maintscript::is_valid_path(path) {
+                    return Err(unsupported(format!("EnvironmentFile={value} is not a plain absolute path")));
+                }
+                environment_files.push((path.to_owned(), required));
+            }
+            ("Service", "WorkingDirectory") => {
+                let path = value.trim_start_matches('-');
+                if !micros_debian::maintscript::is_valid_path(path) {
+                    return Err(unsupported(format!(
+                        "WorkingDirectory={value} is not a plain absolute path"
+                    )));
+                }
+                working_directory = Some(path.to_owned());
+            }
+            ("Service", k @ ("RuntimeDirectory" | "StateDirectory" | "LogsDirectory" | "CacheDirectory" | "ConfigurationDirectory")) => {
+                let names = words(value).unwrap_or_default();
+                for name in &names {
+                    if name.starts_with('/') || !micros_debian::maintscript::is_valid_path(&format!("/{name}")) {
+                        return Err(unsupported(format!("{k}={name} is not a plain relative path")));
+                    }
+                }
+                directories.push((k.to_owned(), names));
+            }
+            ("Service", k @ ("RuntimeDirectoryMode" | "StateDirectoryMode" | "LogsDirectoryMode" | "CacheDirectoryMode" | "ConfigurationDirectoryMode")) => {
+                match u32::from_str_radix(value, 8) {
+                    Ok(mode) if mode <= 0o7777 => {
+                        modes.insert(k.trim_end_matches("Mode").to_owned(), mode);
+                    }
+                    _ => return Err(unsupported(format!("{k}={value} is not an octal mode"))),
+                }
+            }
+            ("Unit", "After" | "Requires" | "Wants" | "BindsTo" | "Requisite") => {
+                for other in value.split_whitespace() {
+                    if let Some(service) = converted.get(other) {
+                        if !after.contains(service) {
+                            after.push(service.clone());
+                        }
+                    } else if key != "After" && key != "Wants" && !other.ends_with(".target") {
+                        warn(format!("{key}={other}: not a unit another service runs (fromUnit); not waited for"));
+                    }
+                }
+            }
+            (section, key) => warn(format!("[{section}] {key}= is not applied under runit")),
+        }
+    }
+
+    let oneshot = match kind.as_str() {
+        "oneshot" => true,
+        "simple" | "exec" | "notify" | "notify-reload" | "idle" => false,
+        "dbus" => {
+            warn("Type=dbus: started without waiting for its bus name".into());
+            false
+        }
+        "forking" if service.command.is_some() => false,
+        "forking" => {
+            return Err(unsupported(
+                "Type=forking: the daemon puts itself in the background, where runsv cannot supervise it; set runit.services.<name>.command to its foreground form (its -f, -D or --nodaemon flag)".into(),
+            ))
+        }
+        other => return Err(unsupported(format!("Type={other} is not one MicrOS runs"))),
+    };
+    // Several ExecStart= lines: a one-shot's steps, in order.
+    let command = match (service.command.clone(), exec_start.pop()) {
+        (Some(command), _) => command,
+        (None, Some(last)) => {
+            if !exec_start.is_empty() && !oneshot {
+                return Err(unsupported(
+                    "several ExecStart= lines, but it is not Type=oneshot".into(),
+                ));
+            }
+            for step in exec_start {
+                before.push(Before {
+                    command: step,
+                    as_root: false,
+                    may_fail: false,
+                });
+            }
+            last
+        }
+        (None, None) => return Err(unsupported("it has no ExecStart=".into())),
+    };
+    let directories = directories
+        .into_iter()
+        .flat_map(|(kind, names)| {
+            let (base, default_mode) = match kind.as_str() {
+                "RuntimeDirectory" => ("/run", 0o755),
+                "StateDirectory" => ("/var/lib", 0o755),
+                "LogsDirectory" => ("/var/log", 0o755),
+                "CacheDirectory" => ("/var/cache", 0o755),
+                _ => ("/etc", 0o755),
+            };
+            let mode = modes.get(&kind).copied().unwrap_or(default_mode);
+            names
+                .into_iter()
+                .map(move |name| (format!("{base}/{name}"), mode))
+        })
+        .collect();
+
+    // What the configuration sets wins over the unit.
+    let mut merged_environment = environment;
+    merged_environment.extend(service.environment.clone());
+    for other in &service.after {
+        if !after.contains(other) {
+            after.push(other.clone());
+        }
+    }
+    let unit_value = Unit {
+        command,
+        user: service
+            .user
+            .clone()
+            .or(user)
+            .unwrap_or_else(|| UserName::parse("root").expect("a valid name")),
+        group: service.group.clone().or(group),
+        environment: merged_environment,
+        environment_files,
+        working_directory: service
+            .working_directory
+            .clone()
+            .or(working_directory)
+            .unwrap_or_else(|| "/".to_owned()),
+        after,
+        ready: service.ready.clone(),
+        oneshot: service.oneshot.unwrap_or(oneshot),
+        restart: oneshot || restart != "no",
+        log: service.log.clone(),
+        directories,
+        before,
+    };
+    Ok((unit_value, warnings))
+}
+
+fn is_true(value: &str) -> bool {
+    matches!(value, "yes" | "true" | "1" | "on")
+}
+
+/// A unit's command line as shell: its prefixes (`-` may fail, `+` or `!`
+/// as root) and its words, each one shell word, with `$NAME` (split, as
+/// systemd does) and `${NAME}` (one word) taken from the environment.
+fn command_line(
+    value: &str,
+    specifiers: &dyn Fn(&str) -> Result<String, UnitError>,
+    unsupported: &dyn Fn(String) -> UnitError,
+) -> Result<(bool, bool, String), UnitError> {
+    let mut rest = value;
+    let (mut may_fail, mut as_root) = (false, false);
+    while let Some(c) = rest.chars().next().filter(|c| "-@:+!".contains(*c)) {
+        match c {
+            '-' => may_fail = true,
+            '+' | '!' => as_root = true,
+            '@' => {
+                return Err(unsupported(format!(
+                    "`{value}` names argv[0] separately (@), which MicrOS does not do"
+                )))
+            }
+            _ => {}
+        }
+        rest = &rest[1..];
+    }
+    let words =
+        words(rest).ok_or_else(|| unsupported(format!("`{value}` has an unbalanced quote")))?;
+    if words.is_empty() {
+        return Err(unsupported(format!("`{value}` has no command")));
+    }
+    let mut shell_words = Vec::new();
+    for word in words {
+        let word = specifiers(&word)?;
+        shell_words.push(shell_word(&word));
+    }
+    Ok((may_fail, as_root, shell_words.join(" ")))
+}
+
+/// One word of a unit's command line as shell: literal text quoted, and
+/// environment references kept (a word that is just `$NAME` splits, as
+/// in systemd; `${NAME}` inside a word stays one word). `$$` is a `$`.
+fn shell_word(word: &str) -> String {
+    if let Some(name) = word.strip_prefix('$') {
+        if EnvName::parse(name).is_ok() {
+            return format!("${name}");
+        }
+    }
+    let mut out = String::new();
+    let mut literal = String::new();
+    let mut rest = word;
+    while let Some(at) = rest.find('$') {
+        literal.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            literal.push('$');
+            rest = tail;
+            continue;
+        }
+        let (name, tail) = if let Some(braced) = after.strip_prefix('{') {
+            match braced.split_once('}') {
+                Some((name, tail)) if EnvName::parse(name).is_ok() => (name, tail),
+                _ => {
+                    literal.push('$');
+                    rest = after;
+                    continue;
+                }
+            }
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            match EnvName::parse(&after[..end]) {
+                Ok(_) => (&after[..end], &after[end..]),
+                Err(_) => {
+                    literal.push('$');
+                    rest = after;
+                    continue;
+                }
+            }
+        };
+        if !literal.is_empty() {
+            out.push_str(&quote(&std::mem::take(&mut literal)));
+        }
+        out.push_str(&format!("\"${{{name}}}\""));
+        rest = tail;
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() || out.is_empty() {
+        out.push_str(&quote(&literal));
+    }
+    out
+}
+
+/// Every enabled service as runit runs it: fromUnit services converted
+/// from the unit `read_unit` finds, the others with their defaults. Returns
+/// the services and the conversion's warnings, each naming its service.
+pub fn resolve(
+    services: &BTreeMap<ServiceName, Service>,
+    read_unit: impl Fn(&str) -> Option<String>,
+) -> Result<(BTreeMap<ServiceName, Unit>, Vec<String>), UnitError> {
+    let converted: BTreeMap<String, ServiceName> = services
+        .iter()
+        .filter(|(_, s)| s.enable)
+        .filter_map(|(name, s)| Some((s.from_unit.clone()?, name.clone())))
+        .collect();
+    let mut units = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for (name, service) in services.iter().filter(|(_, s)| s.enable) {
+        let Some(unit) = &service.from_unit else {
+            let unit = Unit::from_service(service).ok_or_else(|| UnitError::NoCommand {
+                service: name.to_string(),
+            })?;
+            units.insert(name.clone(), unit);
+            continue;
+        };
+        let plain = !unit.is_empty()
+            && unit.len() <= 255
+            && unit.contains('.')
+            && unit
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "@._-:".contains(c))
+            && !unit.starts_with('.');
+        if !plain {
+            return Err(UnitError::BadName {
+                service: name.to_string(),
+                unit: unit.clone(),
+            });
+        }
+        let text = read_unit(unit).ok_or_else(|| UnitError::Missing {
+            service: name.to_string(),
+            unit: unit.clone(),
+        })?;
+        let (converted_unit, unit_warnings) = convert(name, unit, &text, service, &converted)?;
+        warnings.extend(
+            unit_warnings
+                .into_iter()
+                .map(|w| format!("runit.services.{name}.fromUnit: {w}")),
+        );
+        units.insert(name.clone(), converted_unit);
+    }
+    Ok((units, warnings))
+}
+
+#[cfg(test)]
+mod tests;
