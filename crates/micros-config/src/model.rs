@@ -238,11 +238,21 @@ pub enum LogTarget {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Services {
+    pub lighttpd: Lighttpd,
     pub getty: Getty,
     pub sshd: Sshd,
     pub ntpd: Ntpd,
     pub syslog: Syslog,
     pub dhcp: Dhcp,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Lighttpd {
+    pub enable: bool,
+    pub port: u16,
+    pub document_root: String,
+    pub extra_config: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -68,3 +68,67 @@ fn needs_network_and_qemu_mosquitto_runs_as_its_own_user_and_awk_is_mawk() {
         shown(console)
     );
 }
+
+/// GETs `path` from 127.0.0.1:`port` over plain HTTP/1.0: the whole answer,
+/// or why there is none.
+fn http_get(port: u16, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: micros\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| e.to_string())?;
+    if answer.is_empty() {
+        return Err("an empty answer".into());
+    }
+    Ok(answer)
+}
+
+/// services.lighttpd: Debian's lighttpd with the configuration MicrOS
+/// writes (no perl), serving a page over QEMU's forwarded port.
+#[test]
+fn needs_network_and_qemu_lighttpd_serves_a_page() {
+    let port = support::free_port();
+    let dir = project(&format!(
+        r#"  {{
+    networking.hostName = "web",
+    services.lighttpd.enable = true,
+    environment.files."/var/www/html/index.html".text = "<p>MICROS-HTTP-OK</p>\n",
+    virtualisation.qemu.forwardPorts = [{{ host = {port}, guest = 80 }}],
+  }},"#
+    ));
+    build(dir.path(), "result");
+    let mut vm = support::Vm::boot(dir.path(), &[]);
+    let start = std::time::Instant::now();
+    let answer = loop {
+        match http_get(port, "/") {
+            Ok(answer) if answer.starts_with("HTTP/1.0 200") => break answer,
+            outcome => {
+                if start.elapsed() > Duration::from_secs(240) || vm.exited().is_some() {
+                    panic!("no page: {outcome:?}\nconsole:\n{}", shown(&vm.console()));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    };
+    assert!(answer.contains("<p>MICROS-HTTP-OK</p>"), "{answer}");
+    assert!(
+        answer.contains("Content-Type: text/html"),
+        "MicrOS's mime types: {answer}"
+    );
+    let missing = http_get(port, "/nothing-here").unwrap();
+    assert!(missing.starts_with("HTTP/1.0 404"), "{missing}");
+    let console = vm.console();
+    assert!(
+        !console.contains("include_shell") && !console.contains("perl"),
+        "{}",
+        shown(&console)
+    );
+}
