@@ -94,11 +94,15 @@ pub struct Platforms {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Packages {
     pub source: PackageSource,
     /// Package name → why it may be dropped; `None` keeps it.
     pub exclude: BTreeMap<String, Option<String>>,
+    /// Package name → why what its maintainer scripts do is done already
+    /// (the build says nothing about their lines; `micros why` still
+    /// lists them).
+    pub scripts_handled: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

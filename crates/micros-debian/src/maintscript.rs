@@ -451,6 +451,15 @@ fn classify(statement: &Statement, functions: &std::collections::BTreeSet<&str>)
         ("." | "source", Some("/usr/share/debconf/confmodule")) if arguments.len() == 1 => {
             return Outcome::Ignore
         }
+        // dh_installinit's `chmod +x "/etc/init.d/<name>"`: sysvinit
+        // scripts mean nothing under runit.
+        ("chmod", Some("+x"))
+            if arguments.len() == 2
+                && arguments[1].text.starts_with("/etc/init.d/")
+                && !arguments[1].dynamic =>
+        {
+            return Outcome::Ignore
+        }
         _ => {}
     }
     // The commands MicrOS understands take no run-time values.

@@ -244,9 +244,21 @@ fn package_users_alternatives_and_what_was_not_done() {
 fn the_configuration_chooses_alternatives_and_overrides_package_users() {
     let project = project(
         r#"environment.alternatives.awk = "/usr/bin/mawk",
-    users.users.mosquitto = { uid = 1883, group = "users", home = "/srv/mqtt", isSystemUser = true },"#,
+    users.users.mosquitto = { uid = 1883, group = "users", home = "/srv/mqtt", isSystemUser = true },
+    packages.scriptsHandled.mosquitto = "the test owns /var/lib/mosquitto","#,
     );
-    ok(&project.micros(&["build"]));
+    let output = project.micros(&["build"]);
+    ok(&output);
+    assert!(
+        !text(&output.stderr).contains("note: mosquitto"),
+        "scriptsHandled: no note\n{}",
+        text(&output.stderr)
+    );
+    let why = ok(&project.micros(&["why", "mosquitto"]));
+    assert!(
+        why.contains("chown mosquitto /var/lib/mosquitto\nMicrOS does their work already (packages.scriptsHandled): the test owns /var/lib/mosquitto\n"),
+        "{why}"
+    );
     let passwd = cat(&project, "etc/passwd");
     assert_eq!(
         line(&passwd, "mosquitto"),

@@ -31,7 +31,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (_, built) = build_system(&args)?;
+    let (config, built) = build_system(&args)?;
     if !built.root_report.is_empty() {
         print!("{}", micros_system::report::table(&built.root_report, 10));
     }
@@ -42,7 +42,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for warning in &built.warnings {
         eprintln!("warning: {warning}");
     }
-    for (package, lines) in &built.not_understood {
+    for (package, lines) in built
+        .not_understood
+        .iter()
+        .filter(|(package, _)| !config.packages.scripts_handled.contains_key(package))
+    {
         eprintln!(
             "note: {package}: {} maintainer-script line{} MicrOS does not do, e.g. `{}` (`micros why {package}` lists them)",
             lines.len(),

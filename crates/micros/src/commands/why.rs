@@ -40,6 +40,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 micros_system::build::root_tree(config, &args.file, lock, &debs, &locked.cache)?;
             if let Some(declared) = declared.iter().find(|d| d.package == args.target) {
                 print!("{}", explain_scripts(declared));
+                if let Some(how) = config.packages.scripts_handled.get(&args.target) {
+                    println!("MicrOS does their work already (packages.scriptsHandled): {how}");
+                }
             }
         }
     }
