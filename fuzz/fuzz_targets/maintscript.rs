@@ -1,0 +1,8 @@
+//! micros_debian::maintscript::parse reads a package's file as hostile text: any
+//! bytes give a result, never a panic.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|text: &str| {
+    let _ = micros_debian::maintscript::parse(text);
+});
