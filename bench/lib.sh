@@ -1,12 +1,18 @@
 # Shared by the benchmarks, sourced from the repository's root after
 # `set -euo pipefail`:
-# - the release `micros` ($micros), the suite ($suite: SUITE or trixie) and
+# - the release `micros` ($micros, or $MICROS), the suite ($suite: SUITE or trixie) and
 #   a work directory removed on exit ($work);
 # - `row LABEL VALUE` prints one line of a table and, when BENCH_JSON names
 #   a file, appends the figure to it as one JSON object per line
 #   ({"bench", "label", "value"}), which bench/run.sh gathers.
-cargo build --release -q
-micros="$PWD/target/release/micros"
+# MICROS=path uses that binary instead (a benchmark that measures no time,
+# such as daemons.sh, can run a debug build).
+if [ -n "${MICROS:-}" ]; then
+    micros="$(realpath "$MICROS")"
+else
+    cargo build --release -q
+    micros="$PWD/target/release/micros"
+fi
 suite="${SUITE:-trixie}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

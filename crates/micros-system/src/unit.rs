@@ -170,7 +170,7 @@ pub fn convert(
     };
     let mut warnings = Vec::new();
     let mut warn = |message: String| warnings.push(format!("{unit}: {message}"));
-    let mut exec_start: Vec<String> = Vec::new();
+    let mut exec_start: Vec<Vec<String>> = Vec::new();
     let mut before: Vec<Before> = Vec::new();
     let mut user = None;
     let mut group = None;
@@ -218,15 +218,15 @@ pub fn convert(
             ("Install", _) => {}
             ("Service", "ExecStart") if value.is_empty() => exec_start.clear(),
             ("Service", "ExecStart") => {
-                let (_, _, command) = command_line(value, &specifiers, &unsupported)?;
-                exec_start.push(command);
+                let (_, _, words) = command_words(value, &specifiers, &unsupported)?;
+                exec_start.push(words);
             }
             ("Service", "ExecStartPre") if value.is_empty() => before.clear(),
             ("Service", "ExecStartPre") => {
-                let (may_fail, as_root, command) =
-                    command_line(value, &specifiers, &unsupported)?;
+                let (may_fail, as_root, words) =
+                    command_words(value, &specifiers, &unsupported)?;
                 before.push(Before {
-                    command,
+                    command: shell_words(&words),
                     as_root,
                     may_fail,
                 });
@@ -318,9 +318,15 @@ pub fn convert(
         }
         "forking" if service.command.is_some() => false,
         "forking" => {
-            return Err(unsupported(
-                "Type=forking: the daemon puts itself in the background, where runsv cannot supervise it; set runit.services.<name>.command to its foreground form (its -f, -D or --nodaemon flag)".into(),
-            ))
+            // Known daemons' foreground flags; any other daemon is an error.
+            let last = exec_start
+                .last_mut()
+                .ok_or_else(|| unsupported("it has no ExecStart=".into()))?;
+            let how = in_foreground(last).ok_or_else(|| unsupported(
+                "Type=forking: the daemon puts itself in the background, where runsv cannot supervise it, and MicrOS does not know its foreground flag; set runit.services.<name>.command to its foreground form (its -f, -D or --nodaemon flag)".into(),
+            ))?;
+            warn(format!("Type=forking: run in the foreground ({how})"));
+            false
         }
         other => return Err(unsupported(format!("Type={other} is not one MicrOS runs"))),
     };
@@ -335,12 +341,12 @@ pub fn convert(
             }
             for step in exec_start {
                 before.push(Before {
-                    command: step,
+                    command: shell_words(&step),
                     as_root: false,
                     may_fail: false,
                 });
             }
-            last
+            shell_words(&last)
         }
         (None, None) => return Err(unsupported("it has no ExecStart=".into())),
     };
@@ -399,14 +405,59 @@ fn is_true(value: &str) -> bool {
     matches!(value, "yes" | "true" | "1" | "on")
 }
 
-/// A unit's command line as shell: its prefixes (`-` may fail, `+` or `!`
-/// as root) and its words, each one shell word, with `$NAME` (split, as
-/// systemd does) and `${NAME}` (one word) taken from the environment.
-fn command_line(
+/// Rewrites a forking daemon's command line to keep it in the foreground,
+/// for daemons whose flag MicrOS knows; says how, or `None`.
+fn in_foreground(words: &mut Vec<String>) -> Option<&'static str> {
+    let program = words.first()?.rsplit('/').next()?.to_owned();
+    let add = |words: &mut Vec<String>, flag: &str| {
+        if !words.iter().any(|w| w == flag) {
+            words.insert(1, flag.to_owned());
+        }
+    };
+    let (flag, how) = match program.as_str() {
+        "nginx" => {
+            // `-g 'daemon on; …'` in Debian's unit: say off instead.
+            match words.iter_mut().find(|w| w.contains("daemon on;")) {
+                Some(directives) => *directives = directives.replace("daemon on;", "daemon off;"),
+                None => {
+                    words.push("-g".into());
+                    words.push("daemon off;".into());
+                }
+            }
+            return Some("nginx -g 'daemon off;'");
+        }
+        "chronyd" => ("-n", "chronyd -n"),
+        "rsyslogd" => ("-n", "rsyslogd -n"),
+        "sshd" => ("-D", "sshd -D"),
+        "dnsmasq" => ("-k", "dnsmasq -k"),
+        "ntpd" => ("-n", "ntpd -n"),
+        "named" => ("-f", "named -f"),
+        "cron" => ("-f", "cron -f"),
+        "php-fpm8.4" | "php-fpm" => ("-F", "php-fpm -F"),
+        _ => return None,
+    };
+    add(words, flag);
+    Some(how)
+}
+
+/// A unit's words (after its specifiers) as one shell command line.
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|word| shell_word(word))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A unit's command line: its prefixes (`-` may fail, `+` or `!` as root)
+/// and its words, specifiers filled in. As shell ([`shell_words`]) each is
+/// one word, with `$NAME` (split, as systemd does) and `${NAME}` (one word)
+/// taken from the environment.
+fn command_words(
     value: &str,
     specifiers: &dyn Fn(&str) -> Result<String, UnitError>,
     unsupported: &dyn Fn(String) -> UnitError,
-) -> Result<(bool, bool, String), UnitError> {
+) -> Result<(bool, bool, Vec<String>), UnitError> {
     let mut rest = value;
     let (mut may_fail, mut as_root) = (false, false);
     while let Some(c) = rest.chars().next().filter(|c| "-@:+!".contains(*c)) {
@@ -427,12 +478,11 @@ fn command_line(
     if words.is_empty() {
         return Err(unsupported(format!("`{value}` has no command")));
     }
-    let mut shell_words = Vec::new();
-    for word in words {
-        let word = specifiers(&word)?;
-        shell_words.push(shell_word(&word));
-    }
-    Ok((may_fail, as_root, shell_words.join(" ")))
+    let words = words
+        .iter()
+        .map(|word| specifiers(word))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((may_fail, as_root, words))
 }
 
 /// One word of a unit's command line as shell: literal text quoted, and

@@ -234,3 +234,36 @@ WorkingDirectory=/tmp
     );
     assert!(!dir.path().join("pwned").exists(), "nothing ran");
 }
+
+#[test]
+fn a_forking_daemon_whose_foreground_flag_is_known_runs_in_the_foreground() {
+    let nginx = "[Service]
+Type=forking
+PIDFile=/run/nginx.pid
+ExecStartPre=/usr/sbin/nginx -t -q -g 'daemon on; master_process on;'
+ExecStart=/usr/sbin/nginx -g 'daemon on; master_process on;'
+ExecReload=/usr/sbin/nginx -g 'daemon on; master_process on;' -s reload
+ExecStop=-/sbin/start-stop-daemon --quiet --stop --retry QUIT/5 --pidfile /run/nginx.pid
+TimeoutStopSec=5
+KillMode=mixed
+";
+    let (unit, warnings) = one("nginx.service", nginx, from_unit("nginx.service")).unwrap();
+    assert_eq!(
+        unit.command,
+        "/usr/sbin/nginx -g 'daemon off; master_process on;'"
+    );
+    assert_eq!(
+        unit.before[0].command, "/usr/sbin/nginx -t -q -g 'daemon on; master_process on;'",
+        "the configuration test is left as it is"
+    );
+    assert_eq!(
+        warnings,
+        [
+            "runit.services.svc.fromUnit: nginx.service: [Service] ExecStop= is not applied under runit",
+            "runit.services.svc.fromUnit: nginx.service: Type=forking: run in the foreground (nginx -g 'daemon off;')",
+        ]
+    );
+    let chrony = "[Service]\nType=forking\nEnvironmentFile=-/etc/default/chrony\nExecStart=!/usr/sbin/chronyd $DAEMON_OPTS\n";
+    let (unit, _) = one("chrony.service", chrony, from_unit("chrony.service")).unwrap();
+    assert_eq!(unit.command, "/usr/sbin/chronyd -n $DAEMON_OPTS");
+}
