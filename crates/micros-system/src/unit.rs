@@ -170,6 +170,7 @@ pub fn convert(
     };
     let mut warnings = Vec::new();
     let mut warn = |message: String| warnings.push(format!("{unit}: {message}"));
+    let mut sandboxing: Vec<String> = Vec::new();
     let mut exec_start: Vec<Vec<String>> = Vec::new();
     let mut before: Vec<Before> = Vec::new();
     let mut user = None;
@@ -305,10 +306,21 @@ pub fn convert(
                     }
                 }
             }
+            ("Service", k) if is_sandboxing(k) => {
+                if !sandboxing.contains(&directive.key) {
+                    sandboxing.push(directive.key.clone());
+                }
+            }
             (section, key) => warn(format!("[{section}] {key}= is not applied under runit")),
         }
     }
 
+    if !sandboxing.is_empty() {
+        warn(format!(
+            "its sandboxing and limits are not applied under runit ({}=)",
+            sandboxing.join("=, ")
+        ));
+    }
     let oneshot = match kind.as_str() {
         "oneshot" => true,
         "simple" | "exec" | "notify" | "notify-reload" | "idle" => false,
@@ -399,6 +411,48 @@ pub fn convert(
         before,
     };
     Ok((unit_value, warnings))
+}
+
+/// systemd's sandboxing and resource limits: runit has none, and their
+/// absence leaves a daemon less confined, not running differently. Said
+/// in one warning.
+fn is_sandboxing(key: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "NoNewPrivileges",
+        "LockPersonality",
+        "MemoryDenyWriteExecute",
+        "CapabilityBoundingSet",
+        "AmbientCapabilities",
+        "KeyringMode",
+        "ReadWritePaths",
+        "ReadOnlyPaths",
+        "InaccessiblePaths",
+        "DevicePolicy",
+        "DeviceAllow",
+        "RemoveIPC",
+        "UMask",
+        "Nice",
+        "OOMScoreAdjust",
+        "IOSchedulingClass",
+        "IOSchedulingPriority",
+        "CPUSchedulingPolicy",
+        "TasksMax",
+        "MemoryMax",
+        "MemoryHigh",
+        "CPUQuota",
+    ];
+    EXACT.contains(&key)
+        || [
+            "Protect",
+            "Private",
+            "Restrict",
+            "SystemCall",
+            "IPAddress",
+            "Limit",
+            "ProcSubset",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
 }
 
 fn is_true(value: &str) -> bool {

@@ -147,7 +147,7 @@ ExecStart=/usr/sbin/web --port ${PORT} $OPTIONS --name=%n --literal '$$HOME' \"t
         [
             "runit.services.web.fromUnit: web.service: Requires=other.service: not a unit another service runs (fromUnit); not waited for",
             "runit.services.web.fromUnit: web.service: Environment `BAD-NAME=x` is not NAME=value; left out",
-            "runit.services.web.fromUnit: web.service: [Service] ProtectSystem= is not applied under runit",
+            "runit.services.web.fromUnit: web.service: its sandboxing and limits are not applied under runit (ProtectSystem=)",
         ]
     );
 }
