@@ -77,6 +77,10 @@ NCL
         row "$name" "works"
     else
         row "$name" "does not run"
+        # What its packages' scripts do that MicrOS did not, first.
+        for package in $packages; do
+            grep -a "^note: $package:" "$dir/build.txt" | cut -c1-160 | sed 's/^/    /' || true
+        done
         # The daemon's own words: console lines that are not the kernel's,
         # runit's or the probe's.
         grep -av -e '^\[ *[0-9.]*\]' -e 'runit' -e 'PROBE' -e '^micros' "$dir/console.txt" \

@@ -331,6 +331,12 @@ pub fn unpack_tar(
     };
     let mut unpacked = Unpacked::default();
     for entry in entries {
+        // base-files' own merged-/usr links (`/bin -> usr/bin`, trixie's):
+        // placed under /usr they would land on the directory they name.
+        // Merged /usr's links come from MicrOS.
+        if options.merged_usr && is_merged_usr_link(&entry.path, &entry.kind) {
+            continue;
+        }
         let path = place(&entry.path)?;
         if path.is_root() {
             continue;
@@ -359,6 +365,21 @@ pub fn unpack_tar(
         unpacked.entries += 1;
     }
     Ok(unpacked)
+}
+
+/// `./bin -> usr/bin` and its kin: a top-level link to the same name under
+/// `/usr`.
+fn is_merged_usr_link(path: &str, kind: &EntryKind) -> bool {
+    let EntryKind::Symlink(target) = kind else {
+        return false;
+    };
+    let name = path
+        .trim_start_matches("./")
+        .trim_start_matches('/')
+        .trim_end_matches('/');
+    let target = target.trim_start_matches('/');
+    ["bin", "sbin", "lib", "lib32", "lib64", "libx32"].contains(&name)
+        && target == format!("usr/{name}")
 }
 
 #[cfg(test)]
@@ -424,6 +445,38 @@ mod tests {
             );
             assert!(tree.get(&TreePath::parse("/bin").unwrap()).is_none());
         }
+    }
+
+    #[test]
+    fn base_files_merged_usr_links_are_left_to_micros() {
+        // trixie's base-files ships /bin -> usr/bin itself, after usr/bin.
+        let data = tar::build(&[
+            ("./usr/bin/", '5', 0o755, b"", ""),
+            ("./usr/bin/true", '0', 0o755, b"ELF", ""),
+            ("./bin", '2', 0o777, b"", "usr/bin"),
+            ("./lib64", '2', 0o777, b"", "usr/lib64"),
+            // Not one of merged /usr's: kept.
+            ("./lib/foo", '2', 0o777, b"", "usr/lib"),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.tar");
+        std::fs::write(&path, &data).unwrap();
+        let mut tree = Tree::new();
+        unpack_tar(
+            "base-files",
+            &path,
+            &mut tree,
+            UnpackOptions { merged_usr: true },
+        )
+        .unwrap();
+        assert!(tree
+            .get(&TreePath::parse("/usr/bin").unwrap())
+            .unwrap()
+            .is_dir());
+        assert!(tree.get(&TreePath::parse("/usr/lib64").unwrap()).is_none());
+        assert!(tree
+            .get(&TreePath::parse("/usr/lib/foo").unwrap())
+            .is_some());
     }
 
     #[test]

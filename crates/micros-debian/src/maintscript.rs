@@ -73,6 +73,11 @@ pub enum Action {
         mode: u32,
         path: String,
     },
+    /// `ln -s TARGET LINK`: a link the package's files lack.
+    Symlink { target: String, link: String },
+    /// `ucf NEW DEST`, `cp SOURCE DEST`: a file the package ships
+    /// elsewhere, put in place when there is none.
+    CopyFile { source: String, dest: String },
 }
 
 /// A link that follows its alternative's choice.
@@ -475,6 +480,8 @@ fn classify(statement: &Statement, functions: &std::collections::BTreeSet<&str>)
         "usermod" => commands::usermod(&arguments),
         "update-alternatives" => return commands::update_alternatives(&arguments),
         "dpkg-statoverride" => return commands::statoverride(&arguments),
+        "ln" => return commands::symlink(&arguments),
+        "ucf" | "cp" => return commands::copy(name, &arguments),
         _ => None,
     };
     actions.map_or(Outcome::Unknown, Outcome::Actions)

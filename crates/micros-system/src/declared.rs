@@ -67,6 +67,8 @@ impl Declared {
                 } => {
                     format!("gives {path} to {user}:{group}, mode {mode:04o}")
                 }
+                Action::Symlink { target, link } => format!("links {link} to {target}"),
+                Action::CopyFile { source, dest } => format!("puts {source} at {dest}"),
             })
             .collect()
     }

@@ -275,6 +275,42 @@ pub fn assemble(
             Entry::symlink(&link.target, &format!("alternative {}", link.origin)),
         )?;
     }
+    // Links and files the scripts put in place (`ln -s`, `ucf`, `cp`),
+    // where the image has nothing yet.
+    for package in &declared {
+        for action in &package.actions {
+            match action {
+                micros_debian::maintscript::Action::Symlink { target, link } => {
+                    let at = path(link)?;
+                    if tree.get(&at).is_none()
+                        && at.parent().is_some_and(|dir| tree.resolve(&dir).is_some())
+                    {
+                        tree.replace(
+                            at,
+                            Entry::symlink(
+                                target,
+                                &format!("{} (ln -s in its scripts)", package.package),
+                            ),
+                        )?;
+                    }
+                }
+                micros_debian::maintscript::Action::CopyFile { source, dest } => {
+                    let at = path(dest)?;
+                    let copied = tree
+                        .get(&path(source)?)
+                        .filter(|e| matches!(e.kind, Kind::File(_)))
+                        .cloned();
+                    if let (Some(mut entry), None) = (copied, tree.get(&at)) {
+                        entry.origin =
+                            format!("{} (copied from {source} by its scripts)", package.package)
+                                .into();
+                        tree.replace(at, entry)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
     let users = declared::add_users(&config.users, &declared)?;
     // `dpkg-statoverride --add`: the owner and mode the package asks for.
     for (path_text, uid, gid, mode) in declared::stat_overrides(&declared, &users) {

@@ -60,6 +60,9 @@ pub struct Unit {
     pub directories: Vec<(String, u32)>,
     /// Commands run before the command (systemd's `ExecStartPre`).
     pub before: Vec<Before>,
+    /// The command runs as root, `user` only owning the directories (a
+    /// unit's `ExecStart=!…`: the daemon drops its privileges itself).
+    pub main_as_root: bool,
 }
 
 /// A command run before a service's own.
@@ -96,6 +99,7 @@ impl Unit {
             log: service.log.clone(),
             directories: Vec::new(),
             before: Vec::new(),
+            main_as_root: false,
         })
     }
 }
@@ -256,6 +260,11 @@ fn render_one(
             quote(&directory),
         ));
     } else {
+        let prefix = if service.main_as_root {
+            ""
+        } else {
+            prefix.as_str()
+        };
         run.push_str(&format!("exec {prefix}{}\n", service.command));
     }
     let mut files = vec![ServiceFile {
@@ -343,6 +352,7 @@ mod tests {
             },
             directories: vec![],
             before: vec![],
+            main_as_root: false,
         }
     }
 

@@ -172,6 +172,9 @@ pub fn convert(
     let mut warn = |message: String| warnings.push(format!("{unit}: {message}"));
     let mut sandboxing: Vec<String> = Vec::new();
     let mut exec_start: Vec<Vec<String>> = Vec::new();
+    // `ExecStart=!…`/`+…`: as root, whatever `User=` says (the daemon drops
+    // its privileges itself; `User=` still owns its directories).
+    let mut main_as_root = false;
     let mut before: Vec<Before> = Vec::new();
     let mut user = None;
     let mut group = None;
@@ -219,7 +222,8 @@ pub fn convert(
             ("Install", _) => {}
             ("Service", "ExecStart") if value.is_empty() => exec_start.clear(),
             ("Service", "ExecStart") => {
-                let (_, _, words) = command_words(value, &specifiers, &unsupported)?;
+                let (_, as_root, words) = command_words(value, &specifiers, &unsupported)?;
+                main_as_root = as_root;
                 exec_start.push(words);
             }
             ("Service", "ExecStartPre") if value.is_empty() => before.clear(),
@@ -406,6 +410,7 @@ pub fn convert(
         ready: service.ready.clone(),
         oneshot: service.oneshot.unwrap_or(oneshot),
         restart: oneshot || restart != "no",
+        main_as_root: main_as_root && service.command.is_none() && service.user.is_none(),
         log: service.log.clone(),
         directories,
         before,

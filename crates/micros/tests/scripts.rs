@@ -92,6 +92,13 @@ fn project(extra: &str) -> ArchiveProject {
         .add(
             TestPackage::new("thingd", "1.0")
                 .file("./usr/sbin/thingd", &[8u8; 1_000], 0o755)
+                .file("./usr/share/thingd/thingd.conf", b"port 790\n", 0o644)
+                .file("./etc/thingd/available/default", b"site\n", 0o644)
+                .file("./etc/thingd/enabled/.keep", b"", 0o644)
+                .script(
+                    "postinst",
+                    "#!/bin/sh\nset -e\nucf --three-way /usr/share/thingd/thingd.conf /etc/thingd/thingd.conf\nln -s /etc/thingd/available/default /etc/thingd/enabled/default\n",
+                )
                 .file(
                     "./usr/lib/sysusers.d/thingd.conf",
                     b"# thingd's user\nu thingd 790 \"Thing daemon\" /var/lib/thingd\nm thingd mosquitto\n",
@@ -197,6 +204,12 @@ fn package_users_alternatives_and_what_was_not_done() {
     assert!(
         stderr.contains("note: thingd: 1 maintainer-script line MicrOS does not do, e.g. `tmpfiles.d: /run/ghost for ghost:root, a user or group the image does not have`"),
         "{stderr}"
+    );
+    // What thingd's postinst puts in place with ucf and ln -s.
+    assert_eq!(cat(&project, "etc/thingd/thingd.conf"), "port 790\n");
+    assert!(
+        listing.contains("/etc/thingd/enabled/default -> /etc/thingd/available/default"),
+        "{listing}"
     );
     // The service runs as the package's user.
     let run = cat(&project, "etc/sv/mqtt/run");

@@ -383,3 +383,66 @@ fn octal_mode(text: &str) -> Option<u32> {
         .ok()
         .filter(|&mode| mode <= 0o7777)
 }
+
+/// `ln -s[f] TARGET LINK`: a symbolic link the package's files lack
+/// (nginx's `sites-enabled/default`). The target may be relative.
+pub(super) fn symlink(arguments: &[&str]) -> Outcome {
+    let Some(line) = command_line(arguments, |option| match option {
+        "-s" | "-sf" | "-fs" | "-snf" | "-sfn" | "-f" | "-n" | "--symbolic" | "--force" => {
+            Some(false)
+        }
+        _ => None,
+    }) else {
+        return Outcome::Unknown;
+    };
+    let symbolic = line
+        .options
+        .iter()
+        .any(|(option, _)| ["-s", "-sf", "-fs", "-snf", "-sfn", "--symbolic"].contains(option));
+    let action = match line.operands.as_slice() {
+        [target, link] if symbolic => (|| {
+            let target_ok = !target.is_empty()
+                && !target.contains(['\0', '\n'])
+                && (!target.starts_with('/') || path(target).is_some());
+            target_ok.then_some(())?;
+            Some(Action::Symlink {
+                target: (*target).to_owned(),
+                link: path(link)?,
+            })
+        })(),
+        _ => None,
+    };
+    action.map_or(Outcome::Unknown, |action| Outcome::Actions(vec![action]))
+}
+
+/// `ucf [options] NEW DEST` and `cp [-a|-p] SOURCE DEST`: a file the
+/// package ships elsewhere, put in place when the image has none there
+/// (chrony's `/etc/chrony/chrony.conf`, from /usr/share/chrony).
+pub(super) fn copy(command: &str, arguments: &[&str]) -> Outcome {
+    let line = match command {
+        "ucf" => command_line(arguments, |option| match option {
+            "--three-way" | "--debconf-ok" | "--verbose" | "-v" | "--three-way-merge" => {
+                Some(false)
+            }
+            "--sum-file" | "--src-dir" | "--state-dir" => Some(true),
+            _ => None,
+        }),
+        _ => command_line(arguments, |option| match option {
+            "-a" | "-p" | "-f" | "--preserve" | "--archive" => Some(false),
+            _ => None,
+        }),
+    };
+    let Some(line) = line else {
+        return Outcome::Unknown;
+    };
+    let action = match line.operands.as_slice() {
+        [source, dest] => (|| {
+            Some(Action::CopyFile {
+                source: path(source)?,
+                dest: path(dest)?,
+            })
+        })(),
+        _ => None,
+    };
+    action.map_or(Outcome::Unknown, |action| Outcome::Actions(vec![action]))
+}

@@ -407,3 +407,41 @@ fn hostile_text_never_panics() {
         assert!(parsed.actions.is_empty());
     }
 }
+
+#[test]
+fn links_and_files_put_in_place() {
+    let parsed = parse(
+        "ln -s /etc/nginx/sites-available/default /etc/nginx/sites-enabled/default
+ln -sf ../mods-available/x.conf /etc/app/mods-enabled/x.conf
+ucf --three-way /usr/share/chrony/chrony.conf /etc/chrony/chrony.conf
+ucf --three-way --debconf-ok --sum-file /usr/share/openssh/sshd_config.md5sum \"$new_config\" /etc/ssh/sshd_config
+cp /usr/share/nginx/html/index.html /var/www/html/index.nginx-debian.html
+ln /etc/a /etc/b
+ln -s /etc/a /etc/../b
+cp -r /usr/share/x /etc/x
+",
+    );
+    assert_eq!(
+        parsed.actions,
+        [
+            Action::Symlink {
+                target: "/etc/nginx/sites-available/default".into(),
+                link: "/etc/nginx/sites-enabled/default".into()
+            },
+            Action::Symlink {
+                target: "../mods-available/x.conf".into(),
+                link: "/etc/app/mods-enabled/x.conf".into()
+            },
+            Action::CopyFile {
+                source: "/usr/share/chrony/chrony.conf".into(),
+                dest: "/etc/chrony/chrony.conf".into()
+            },
+            Action::CopyFile {
+                source: "/usr/share/nginx/html/index.html".into(),
+                dest: "/var/www/html/index.nginx-debian.html".into()
+            },
+        ]
+    );
+    // A run-time value, a hard link, `..` and options not known: said.
+    assert_eq!(parsed.skipped.len(), 4, "{:?}", parsed.skipped);
+}

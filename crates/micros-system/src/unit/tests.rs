@@ -263,7 +263,11 @@ KillMode=mixed
             "runit.services.svc.fromUnit: nginx.service: Type=forking: run in the foreground (nginx -g 'daemon off;')",
         ]
     );
-    let chrony = "[Service]\nType=forking\nEnvironmentFile=-/etc/default/chrony\nExecStart=!/usr/sbin/chronyd $DAEMON_OPTS\n";
+    let chrony = "[Service]\nType=forking\nEnvironmentFile=-/etc/default/chrony\nUser=_chrony\nExecStart=!/usr/sbin/chronyd $DAEMON_OPTS\nRuntimeDirectory=chrony\n";
     let (unit, _) = one("chrony.service", chrony, from_unit("chrony.service")).unwrap();
     assert_eq!(unit.command, "/usr/sbin/chronyd -n $DAEMON_OPTS");
+    // `!`: chronyd starts as root and drops to _chrony itself, who owns
+    // its directories.
+    assert!(unit.main_as_root);
+    assert_eq!(unit.user, "_chrony");
 }
