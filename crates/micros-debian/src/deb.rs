@@ -115,27 +115,9 @@ pub fn data_tar(
     if target.exists() {
         return Ok(target);
     }
-    let io = |source| DebError::Io {
+    let (mut file, data) = open_member(package, deb, "data.tar", || DebError::NoData {
         package: package.to_owned(),
-        path: deb.to_owned(),
-        source,
-    };
-    let mut file = std::fs::File::open(deb).map_err(io)?;
-    let length = file.metadata().map_err(io)?.len();
-    let members =
-        ar::members(length, |offset, n| read_at(&mut file, offset, n)).map_err(|source| {
-            DebError::Ar {
-                package: package.to_owned(),
-                source,
-            }
-        })?;
-    let data = members
-        .iter()
-        .find(|m| m.name.starts_with("data.tar"))
-        .ok_or_else(|| DebError::NoData {
-            package: package.to_owned(),
-        })?;
-    file.seek(SeekFrom::Start(data.offset)).map_err(io)?;
+    })?;
     let compressed = (&mut file).take(data.size);
     let mut reader = decompressor(package, &data.name, "data.tar", compressed)?;
     let mut entry = cache.create(Bucket::Data, deb_sha256)?;
@@ -191,27 +173,9 @@ const MAX_CONTROL_TAR: u64 = 64 << 20;
 /// rather than cut short (a cut script could read as something it does
 /// not say); one that is not UTF-8 is read lossily.
 pub fn control_scripts(package: &str, deb: &Path) -> Result<ControlScripts, DebError> {
-    let io = |source| DebError::Io {
+    let (mut file, control) = open_member(package, deb, "control.tar", || DebError::NoControl {
         package: package.to_owned(),
-        path: deb.to_owned(),
-        source,
-    };
-    let mut file = std::fs::File::open(deb).map_err(io)?;
-    let length = file.metadata().map_err(io)?.len();
-    let members =
-        ar::members(length, |offset, n| read_at(&mut file, offset, n)).map_err(|source| {
-            DebError::Ar {
-                package: package.to_owned(),
-                source,
-            }
-        })?;
-    let control = members
-        .iter()
-        .find(|m| m.name.starts_with("control.tar"))
-        .ok_or_else(|| DebError::NoControl {
-            package: package.to_owned(),
-        })?;
-    file.seek(SeekFrom::Start(control.offset)).map_err(io)?;
+    })?;
     let compressed = (&mut file).take(control.size);
     let reader = decompressor(package, &control.name, "control.tar", compressed)?;
     let mut tar = Vec::new();
@@ -260,6 +224,36 @@ pub fn control_scripts(package: &str, deb: &Path) -> Result<ControlScripts, DebE
         *slot = Some(String::from_utf8_lossy(bytes).into_owned());
     }
     Ok(scripts)
+}
+
+/// Opens `deb` at the start of its first member whose name starts with
+/// `prefix` (`data.tar`, `control.tar`); `missing` when it has none.
+fn open_member(
+    package: &str,
+    deb: &Path,
+    prefix: &str,
+    missing: impl FnOnce() -> DebError,
+) -> Result<(std::fs::File, ar::Member), DebError> {
+    let io = |source| DebError::Io {
+        package: package.to_owned(),
+        path: deb.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(deb).map_err(io)?;
+    let length = file.metadata().map_err(io)?.len();
+    let members =
+        ar::members(length, |offset, n| read_at(&mut file, offset, n)).map_err(|source| {
+            DebError::Ar {
+                package: package.to_owned(),
+                source,
+            }
+        })?;
+    let member = members
+        .into_iter()
+        .find(|m| m.name.starts_with(prefix))
+        .ok_or_else(missing)?;
+    file.seek(SeekFrom::Start(member.offset)).map_err(io)?;
+    Ok((file, member))
 }
 
 /// Up to `n` bytes at `offset` (fewer at the end of the file or on an
