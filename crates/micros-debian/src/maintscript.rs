@@ -138,7 +138,7 @@ pub(crate) fn number(text: &str) -> Option<u32> {
 /// Reads a maintainer script.
 pub fn parse(script: &str) -> Parsed {
     let (script, note) = cap(script);
-    let tokens = lexer::lex(script);
+    let tokens = constants_substituted(lexer::lex(script));
     let functions = functions(&tokens);
     let mut parser = Parser {
         tokens: &tokens,
@@ -159,6 +159,81 @@ pub fn parse(script: &str) -> Parsed {
         actions,
         skipped: report.finish(note),
     }
+}
+
+/// The tokens with `$NAME` and `${NAME}` replaced where the script gives
+/// `NAME` one constant value and nothing else (`USER="redis"` … `adduser
+/// --group ${USER}`): such a word is as known as if it were written out.
+/// A variable assigned twice with different values, or from anything
+/// dynamic, stays unknown.
+fn constants_substituted(mut tokens: Vec<Spanned>) -> Vec<Spanned> {
+    use std::collections::BTreeMap;
+    let mut constants: BTreeMap<String, Option<String>> = BTreeMap::new();
+    {
+        let mut parser = Parser {
+            tokens: &tokens,
+            index: 0,
+            case_depth: 0,
+            expect_pattern: false,
+        };
+        while let Some(statement) = parser.next_statement() {
+            let words = match statement.words.first().map(|w| w.text.as_str()) {
+                Some("export" | "readonly" | "local") => &statement.words[1..],
+                _ => &statement.words[..],
+            };
+            if words.is_empty() || !words.iter().all(|w| is_assignment(w)) {
+                continue;
+            }
+            for word in words {
+                let Some((name, value)) = word.text.split_once('=') else {
+                    continue;
+                };
+                let value = (!word.dynamic).then(|| value.to_owned());
+                constants
+                    .entry(name.to_owned())
+                    .and_modify(|known| {
+                        if *known != value {
+                            *known = None;
+                        }
+                    })
+                    .or_insert(value);
+            }
+        }
+    }
+    for spanned in &mut tokens {
+        let Token::Word(word) = &mut spanned.token else {
+            continue;
+        };
+        if !word.dynamic {
+            continue;
+        }
+        let mut text = word.text.clone();
+        for (name, value) in &constants {
+            let Some(value) = value else { continue };
+            text = text.replace(&format!("${{{name}}}"), value);
+            // `$NAME` only where the name ends there.
+            let plain = format!("${name}");
+            let mut out = String::new();
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find(&plain) {
+                let after = &rest[at + plain.len()..];
+                out.push_str(&rest[..at]);
+                if after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                    out.push_str(&plain);
+                } else {
+                    out.push_str(value);
+                }
+                rest = after;
+            }
+            out.push_str(rest);
+            text = out;
+        }
+        if !text.contains(['$', '`']) {
+            word.text = text;
+            word.dynamic = false;
+        }
+    }
+    tokens
 }
 
 /// The first [`MAX_SCRIPT`] bytes of `text`, cut after a whole line (a

@@ -445,3 +445,39 @@ cp -r /usr/share/x /etc/x
     // A run-time value, a hard link, `..` and options not known: said.
     assert_eq!(parsed.skipped.len(), 4, "{:?}", parsed.skipped);
 }
+
+#[test]
+fn a_variable_given_one_constant_value_is_known() {
+    // redis-tools' postinst.
+    let parsed = parse(
+        "#!/bin/sh
+set -eu
+USER=\"redis\"
+GROUP=\"$USER\"
+HOME=/var/lib/redis
+if [ \"$1\" = \"configure\" ]; then
+\tadduser --system --home \"${HOME}\" --quiet --group ${USER} || true
+\tif ! dpkg-statoverride --list /etc/redis/redis.conf >/dev/null 2>&1; then
+\t\tdpkg-statoverride --update --add $USER ${GROUP}x 640 /etc/redis/redis.conf
+\tfi
+fi
+TWICE=a
+TWICE=b
+adduser --system $TWICE
+adduser --system $(whoami)
+",
+    );
+    assert_eq!(
+        parsed.actions,
+        [with(
+            user("redis"),
+            None,
+            true,
+            Some("/var/lib/redis"),
+            None
+        )]
+    );
+    // GROUP is itself a variable's value, `${GROUP}x` and TWICE unknown,
+    // `$(…)` never.
+    assert_eq!(parsed.skipped.len(), 3, "{:?}", parsed.skipped);
+}
