@@ -467,7 +467,15 @@ fn is_true(value: &str) -> bool {
 /// Rewrites a forking daemon's command line to keep it in the foreground,
 /// for daemons whose flag MicrOS knows; says how, or `None`.
 fn in_foreground(words: &mut Vec<String>) -> Option<&'static str> {
-    let program = words.first()?.rsplit('/').next()?.to_owned();
+    // The daemon itself, not a wrapper of the same name (an init script).
+    let first = words.first()?;
+    if !["/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"]
+        .iter()
+        .any(|dir| first.starts_with(dir))
+    {
+        return None;
+    }
+    let program = first.rsplit('/').next()?.to_owned();
     let add = |words: &mut Vec<String>, flag: &str| {
         if !words.iter().any(|w| w == flag) {
             words.insert(1, flag.to_owned());

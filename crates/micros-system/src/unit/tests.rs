@@ -164,6 +164,11 @@ fn what_would_change_what_runs_is_an_error() {
     assert!(
         error("[Service]\nDynamicUser=yes\nExecStart=/usr/sbin/d\n").contains("DynamicUser=yes")
     );
+    // A wrapper named like a known daemon is not that daemon.
+    assert!(
+        error("[Service]\nType=forking\nExecStart=/etc/init.d/dnsmasq systemd-exec\n")
+            .contains("does not know its foreground flag")
+    );
     assert!(error("[Service]\nExecStart=/usr/sbin/d %i\n").contains("the specifier %i"));
     assert!(error("[Service]\nRuntimeDirectory=../etc\nExecStart=/d\n")
         .contains("RuntimeDirectory=../etc is not a plain relative path"));
