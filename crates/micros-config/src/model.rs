@@ -243,11 +243,27 @@ pub enum LogTarget {
 #[serde(deny_unknown_fields)]
 pub struct Services {
     pub lighttpd: Lighttpd,
+    pub cron: Cron,
     pub getty: Getty,
     pub sshd: Sshd,
     pub ntpd: Ntpd,
     pub syslog: Syslog,
     pub dhcp: Dhcp,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cron {
+    pub enable: bool,
+    pub jobs: BTreeMap<ServiceName, CronJob>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CronJob {
+    pub schedule: String,
+    pub command: String,
+    pub user: UserName,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -50,6 +50,9 @@ pub enum Action {
         shell: Option<String>,
         /// `adduser --uid`, `useradd -u|--uid`.
         uid: Option<u32>,
+        /// The home directory is made, owned by the user (adduser does
+        /// unless `--no-create-home`; useradd with `-m`).
+        create_home: bool,
     },
     /// `addgroup --system`, `groupadd -r|--system`, sysusers.d `g`.
     AddGroup { name: String, gid: Option<u32> },

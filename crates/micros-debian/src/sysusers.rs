@@ -44,6 +44,7 @@ fn entry(line: &str) -> Option<Vec<Action>> {
                 home: home.clone(),
                 shell: shell.clone(),
                 uid,
+                create_home: false,
             };
             Some(match field(2) {
                 None => vec![user(None, None)],
@@ -144,6 +145,7 @@ mod tests {
             home: home.map(Into::into),
             shell: None,
             uid,
+            create_home: false,
         }
     }
 
@@ -186,6 +188,7 @@ mod tests {
                     home: Some("/var/lib/dhcpcd".into()),
                     shell: Some("/usr/sbin/nologin".into()),
                     uid: Some(100),
+                    create_home: false,
                 },
                 user("svc2", Some("nogroup"), Some(200), None),
                 Action::AddGroup {

@@ -63,6 +63,8 @@ const APPLETS: &[&str] = &[
     "chown",
     "cmp",
     "cp",
+    "crond",
+    "crontab",
     "cut",
     "date",
     "dd",
@@ -312,6 +314,38 @@ pub fn assemble(
         }
     }
     let users = declared::add_users(&config.users, &declared)?;
+    // adduser makes a system user's home when it is given one (redis's
+    // /var/lib/redis): in the image, owned by the user.
+    for package in &declared {
+        for action in &package.actions {
+            let micros_debian::maintscript::Action::AddUser {
+                name,
+                create_home: true,
+                ..
+            } = action
+            else {
+                continue;
+            };
+            if config.users.users.contains_key(name.as_str()) {
+                continue;
+            }
+            let Some(user) = users.users.get(name.as_str()) else {
+                continue;
+            };
+            let home = path(&user.home)?;
+            if tree.get(&home).is_none()
+                && !matches!(user.home.as_str(), "/nonexistent" | "/var/empty")
+                && !declared::made_at_boot(&user.home)
+            {
+                let gid = users.groups.get(&user.group).map_or(0, |g| g.gid);
+                tree.replace(
+                    home,
+                    Entry::directory(0o755, &format!("{} (adduser --home)", package.package))
+                        .owned(user.uid, gid),
+                )?;
+            }
+        }
+    }
     // `dpkg-statoverride --add`: the owner and mode the package asks for.
     for (path_text, uid, gid, mode) in declared::stat_overrides(&declared, &users) {
         if let Some(entry) = TreePath::parse(&path_text)

@@ -132,3 +132,22 @@ fn needs_network_and_qemu_lighttpd_serves_a_page() {
         shown(&console)
     );
 }
+
+/// services.cron: jobs from the configuration run on time, as their user.
+#[test]
+fn needs_network_and_qemu_cron_runs_the_jobs_as_their_users() {
+    let dir = project(
+        r#"  {
+    networking.hostName = "cron",
+    services.cron.jobs = {
+      as-daemon = { schedule = "* * * * *", command = "id -un > /tmp/cron-daemon", user = "daemon" },
+      report = { schedule = "* * * * *", command = "echo CRON-RAN-$(id -un)-$(cat /tmp/cron-daemon) > /dev/console" },
+    },
+  },"#,
+    );
+    build(dir.path(), "result");
+    let mut vm = support::Vm::boot(dir.path(), &[]);
+    // Every minute: by the second one, the daemon's job has run too.
+    let ran = vm.wait_for("CRON-RAN-root-daemon", Duration::from_secs(300));
+    assert!(ran, "{}", shown(&vm.console()));
+}

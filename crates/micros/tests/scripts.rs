@@ -97,7 +97,7 @@ fn project(extra: &str) -> ArchiveProject {
                 .file("./etc/thingd/enabled/.keep", b"", 0o644)
                 .script(
                     "postinst",
-                    "#!/bin/sh\nset -e\nucf --three-way /usr/share/thingd/thingd.conf /etc/thingd/thingd.conf\nln -s /etc/thingd/available/default /etc/thingd/enabled/default\n",
+                    "#!/bin/sh\nset -e\nucf --three-way /usr/share/thingd/thingd.conf /etc/thingd/thingd.conf\nln -s /etc/thingd/available/default /etc/thingd/enabled/default\nKEEPER=\"keeper\"\nadduser --system --home /var/lib/keeper --group ${KEEPER}\n",
                 )
                 .file(
                     "./usr/lib/sysusers.d/thingd.conf",
@@ -204,6 +204,17 @@ fn package_users_alternatives_and_what_was_not_done() {
     assert!(
         stderr.contains("note: thingd: 1 maintainer-script line MicrOS does not do, e.g. `tmpfiles.d: /run/ghost for ghost:root, a user or group the image does not have`"),
         "{stderr}"
+    );
+    // adduser --home makes the home, owned by the user; ${KEEPER} is the
+    // constant the script gives it.
+    let keeper: Vec<&str> = line(&passwd, "keeper").split(':').collect();
+    let keeper_home = listing
+        .lines()
+        .find(|l| l.ends_with(" squashfs-root/var/lib/keeper"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(
+        keeper_home.starts_with(&format!("drwxr-xr-x {}/{} ", keeper[2], keeper[3])),
+        "{keeper_home}"
     );
     // What thingd's postinst puts in place with ucf and ln -s.
     assert_eq!(cat(&project, "etc/thingd/thingd.conf"), "port 790\n");

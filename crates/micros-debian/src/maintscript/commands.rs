@@ -67,6 +67,9 @@ struct Account {
     shell: Option<String>,
     uid: Option<u32>,
     gid: Option<u32>,
+    /// `--no-create-home` / `-M` (false), `-m` (true); unset: the tool's
+    /// default.
+    create_home: Option<bool>,
 }
 
 impl Account {
@@ -80,17 +83,23 @@ impl Account {
             Field::Shell => self.shell = Some(path(value?)?),
             Field::Uid => self.uid = Some(number(value?)?),
             Field::Gid => self.gid = Some(number(value?)?),
+            Field::NoCreateHome => self.create_home = Some(false),
+            Field::CreateHome => self.create_home = Some(true),
             Field::Ignored => {}
         }
         Some(())
     }
 
-    fn user(self, user: &str) -> Option<Action> {
+    /// The new user; `creates_home` is the tool's default (adduser makes
+    /// a home it is given, useradd only with `-m`).
+    fn user(self, user: &str, creates_home: bool) -> Option<Action> {
         // adduser and useradd refuse both; a gid alone names no group.
         if self.own_group && self.group.is_some() || self.gid.is_some() {
             return None;
         }
+        let create_home = self.home.is_some() && self.create_home.unwrap_or(creates_home);
         Some(Action::AddUser {
+            create_home,
             name: name(user)?,
             group: self.group,
             own_group: self.own_group,
@@ -110,6 +119,8 @@ enum Field {
     Shell,
     Uid,
     Gid,
+    NoCreateHome,
+    CreateHome,
     Ignored,
 }
 
@@ -137,11 +148,11 @@ pub(super) fn adduser(arguments: &[&str]) -> Option<Vec<Action>> {
             "--shell" => (Field::Shell, true),
             "--uid" => (Field::Uid, true),
             "--gid" => (Field::Gid, true),
+            "--no-create-home" => (Field::NoCreateHome, false),
             "--quiet"
             | "-q"
             | "--disabled-password"
             | "--disabled-login"
-            | "--no-create-home"
             | "--force-badname"
             | "--allow-bad-names"
             | "--allow-all-names" => (Field::Ignored, false),
@@ -152,7 +163,7 @@ pub(super) fn adduser(arguments: &[&str]) -> Option<Vec<Action>> {
         })
     })?;
     match operands.as_slice() {
-        [user] if account.system => Some(vec![account.user(user)?]),
+        [user] if account.system => Some(vec![account.user(user, true)?]),
         [user, group] if is_plain(&account) => Some(vec![Action::AddToGroup {
             user: name(user)?,
             group: name(group)?,
@@ -207,13 +218,14 @@ pub(super) fn useradd(arguments: &[&str]) -> Option<Vec<Action>> {
             "-d" | "--home-dir" | "--home" => (Field::Home, true),
             "-s" | "--shell" => (Field::Shell, true),
             "-u" | "--uid" => (Field::Uid, true),
-            "-M" | "--no-create-home" => (Field::Ignored, false),
+            "-M" | "--no-create-home" => (Field::NoCreateHome, false),
+            "-m" | "--create-home" => (Field::CreateHome, false),
             "-c" | "--comment" | "-K" | "--key" => (Field::Ignored, true),
             _ => return None,
         })
     })?;
     match operands.as_slice() {
-        [user] if account.system => Some(vec![account.user(user)?]),
+        [user] if account.system => Some(vec![account.user(user, false)?]),
         _ => None,
     }
 }

@@ -8,6 +8,7 @@ fn user(name: &str) -> Action {
         home: None,
         shell: None,
         uid: None,
+        create_home: false,
     }
 }
 
@@ -28,6 +29,31 @@ fn with(
         home: home.map(str::to_owned),
         shell: shell.map(str::to_owned),
         uid,
+        create_home: false,
+    }
+}
+
+/// `action` (an AddUser) with its home made, as adduser does.
+fn homed(action: Action) -> Action {
+    match action {
+        Action::AddUser {
+            name,
+            group,
+            own_group,
+            home,
+            shell,
+            uid,
+            ..
+        } => Action::AddUser {
+            name,
+            group,
+            own_group,
+            home,
+            shell,
+            uid,
+            create_home: true,
+        },
+        other => other,
     }
 }
 
@@ -247,7 +273,13 @@ exit 0
     let parsed = parse(script);
     assert_eq!(
         parsed.actions,
-        [with(user("foo"), None, true, Some("/var/lib/foo"), None)]
+        [homed(with(
+            user("foo"),
+            None,
+            true,
+            Some("/var/lib/foo"),
+            None
+        ))]
     );
     assert_eq!(parsed.skipped, Vec::<String>::new());
 }
@@ -311,6 +343,7 @@ fi
                 home: Some("/nonexistent".into()),
                 shell: Some("/bin/false".into()),
                 uid: Some(120),
+                create_home: false,
             },
             Action::StatOverride {
                 user: "root".into(),
@@ -469,13 +502,13 @@ adduser --system $(whoami)
     );
     assert_eq!(
         parsed.actions,
-        [with(
+        [homed(with(
             user("redis"),
             None,
             true,
             Some("/var/lib/redis"),
             None
-        )]
+        ))]
     );
     // GROUP is itself a variable's value, `${GROUP}x` and TWICE unknown,
     // `$(…)` never.
