@@ -277,96 +277,8 @@ pub fn assemble(
             Entry::symlink(&link.target, &format!("alternative {}", link.origin)),
         )?;
     }
-    // Links and files the scripts put in place (`ln -s`, `ucf`, `cp`),
-    // where the image has nothing yet.
-    for package in &declared {
-        for action in &package.actions {
-            match action {
-                micros_debian::maintscript::Action::Symlink { target, link } => {
-                    let at = path(link)?;
-                    if tree.get(&at).is_none()
-                        && at.parent().is_some_and(|dir| tree.resolve(&dir).is_some())
-                    {
-                        tree.replace(
-                            at,
-                            Entry::symlink(
-                                target,
-                                &format!("{} (ln -s in its scripts)", package.package),
-                            ),
-                        )?;
-                    }
-                }
-                micros_debian::maintscript::Action::CopyFile { source, dest } => {
-                    let at = path(dest)?;
-                    let copied = tree
-                        .get(&path(source)?)
-                        .filter(|e| matches!(e.kind, Kind::File(_)))
-                        .cloned();
-                    if let (Some(mut entry), None) = (copied, tree.get(&at)) {
-                        entry.origin =
-                            format!("{} (copied from {source} by its scripts)", package.package)
-                                .into();
-                        tree.replace(at, entry)?;
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
     let users = declared::add_users(&config.users, &declared)?;
-    // adduser makes a system user's home when it is given one (redis's
-    // /var/lib/redis): in the image, owned by the user.
-    for package in &declared {
-        for action in &package.actions {
-            let micros_debian::maintscript::Action::AddUser {
-                name,
-                create_home: true,
-                ..
-            } = action
-            else {
-                continue;
-            };
-            if config.users.users.contains_key(name.as_str()) {
-                continue;
-            }
-            let Some(user) = users.users.get(name.as_str()) else {
-                continue;
-            };
-            let home = path(&user.home)?;
-            if tree.get(&home).is_none()
-                && !matches!(user.home.as_str(), "/nonexistent" | "/var/empty")
-                && !declared::made_at_boot(&user.home)
-            {
-                let gid = users.groups.get(&user.group).map_or(0, |g| g.gid);
-                tree.replace(
-                    home,
-                    Entry::directory(0o755, &format!("{} (adduser --home)", package.package))
-                        .owned(user.uid, gid),
-                )?;
-            }
-        }
-    }
-    // `dpkg-statoverride --add`: the owner and mode the package asks for.
-    for (path_text, uid, gid, mode) in declared::stat_overrides(&declared, &users) {
-        if let Some(entry) = TreePath::parse(&path_text)
-            .ok()
-            .and_then(|p| tree.get_mut(&p))
-        {
-            entry.uid = uid;
-            entry.gid = gid;
-            entry.mode = mode;
-        }
-    }
-    // tmpfiles.d: what lives in the image is made now; /run and /tmp
-    // start empty at every boot, so their paths are made by stage 1.
-    let mut at_boot = Vec::new();
-    for wanted in declared::runtime_paths(&mut declared, &users) {
-        if declared::made_at_boot(&wanted.path) {
-            at_boot.push(wanted);
-        } else {
-            make_path(&mut tree, &wanted)?;
-        }
-    }
+    let at_boot = apply_declared(&mut tree, &mut declared, &users, &config.users)?;
     let database = users::render(&users)?;
     tree.replace(
         path("/etc/passwd")?,
@@ -401,8 +313,7 @@ pub fn assemble(
         // A home directory that no package made belongs to its user.
         let gid = users.groups[&user.group].gid;
         let home = path(&user.home)?;
-        if tree.get(&home).is_none() && !matches!(user.home.as_str(), "/var/empty" | "/nonexistent")
-        {
+        if tree.get(&home).is_none() && !is_no_home(&user.home) {
             tree.insert(
                 home.clone(),
                 Entry::directory(0o700, &format!("users.users.{name}.home")).owned(user.uid, gid),
@@ -679,6 +590,115 @@ fn sysctl_value(value: &serde_json::Value) -> String {
         serde_json::Value::Bool(on) => if *on { "1" } else { "0" }.to_owned(),
         other => other.to_string(),
     }
+}
+
+/// What the packages declared that lands in the tree once their users are
+/// known: links and files their scripts put in place, homes adduser makes,
+/// stat overrides, and tmpfiles.d paths in the image. Returns the tmpfiles.d
+/// paths stage 1 makes at boot (`/run`, `/tmp` start empty). `own` are the
+/// configuration's users, whose homes are its own business.
+fn apply_declared(
+    tree: &mut Tree,
+    declared: &mut [Declared],
+    users: &micros_config::model::Users,
+    own: &micros_config::model::Users,
+) -> Result<Vec<declared::RuntimePath>, RootfsError> {
+    // Links and files the scripts put in place (`ln -s`, `ucf`, `cp`),
+    // where the image has nothing yet.
+    for package in declared.iter() {
+        for action in &package.actions {
+            match action {
+                micros_debian::maintscript::Action::Symlink { target, link } => {
+                    let at = path(link)?;
+                    if tree.get(&at).is_none()
+                        && at.parent().is_some_and(|dir| tree.resolve(&dir).is_some())
+                    {
+                        tree.replace(
+                            at,
+                            Entry::symlink(
+                                target,
+                                &format!("{} (ln -s in its scripts)", package.package),
+                            ),
+                        )?;
+                    }
+                }
+                micros_debian::maintscript::Action::CopyFile { source, dest } => {
+                    let at = path(dest)?;
+                    let copied = tree
+                        .get(&path(source)?)
+                        .filter(|e| matches!(e.kind, Kind::File(_)))
+                        .cloned();
+                    if let (Some(mut entry), None) = (copied, tree.get(&at)) {
+                        entry.origin =
+                            format!("{} (copied from {source} by its scripts)", package.package)
+                                .into();
+                        tree.replace(at, entry)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    // adduser makes a system user's home when it is given one (redis's
+    // /var/lib/redis): in the image, owned by the user.
+    for package in declared.iter() {
+        for action in &package.actions {
+            let micros_debian::maintscript::Action::AddUser {
+                name,
+                create_home: true,
+                ..
+            } = action
+            else {
+                continue;
+            };
+            if own.users.contains_key(name.as_str()) {
+                continue;
+            }
+            let Some(user) = users.users.get(name.as_str()) else {
+                continue;
+            };
+            let home = path(&user.home)?;
+            if tree.get(&home).is_none()
+                && !is_no_home(&user.home)
+                && !declared::made_at_boot(&user.home)
+            {
+                let gid = users.groups.get(&user.group).map_or(0, |g| g.gid);
+                tree.replace(
+                    home,
+                    Entry::directory(0o755, &format!("{} (adduser --home)", package.package))
+                        .owned(user.uid, gid),
+                )?;
+            }
+        }
+    }
+    // `dpkg-statoverride --add`: the owner and mode the package asks for.
+    for (path_text, uid, gid, mode) in declared::stat_overrides(declared, users) {
+        if let Some(entry) = TreePath::parse(&path_text)
+            .ok()
+            .and_then(|p| tree.get_mut(&p))
+        {
+            entry.uid = uid;
+            entry.gid = gid;
+            entry.mode = mode;
+        }
+    }
+    // tmpfiles.d: what lives in the image is made now; /run and /tmp
+    // start empty at every boot, so their paths are made by stage 1.
+    let mut at_boot = Vec::new();
+    for wanted in declared::runtime_paths(declared, users) {
+        if declared::made_at_boot(&wanted.path) {
+            at_boot.push(wanted);
+        } else {
+            make_path(tree, &wanted)?;
+        }
+    }
+    Ok(at_boot)
+}
+
+/// The homes that mean "none" (`/var/empty`, Debian's `/nonexistent`):
+/// never made.
+fn is_no_home(home: &str) -> bool {
+    matches!(home, "/var/empty" | "/nonexistent")
 }
 
 /// A `tmpfiles.d` line done in the image: a directory, file or link made
