@@ -29,7 +29,11 @@ pub struct Config {
     pub environment: Environment,
     pub boot: Boot,
     pub runit: Runit,
-    pub services: Services,
+    /// The service modules' own options (`services.lighttpd.port`, …).
+    /// Nickel's contracts check them and each module renders what it does
+    /// into `runit.services`, `environment` and `packages`, which is all
+    /// the build reads; so they are carried here as they were evaluated.
+    pub services: serde_json::Value,
     pub users: Users,
     pub networking: Networking,
     pub file_systems: BTreeMap<String, FileSystem>,
@@ -241,80 +245,6 @@ pub enum LogTarget {
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Services {
-    pub lighttpd: Lighttpd,
-    pub cron: Cron,
-    pub getty: Getty,
-    pub sshd: Sshd,
-    pub ntpd: Ntpd,
-    pub syslog: Syslog,
-    pub dhcp: Dhcp,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Cron {
-    pub enable: bool,
-    pub jobs: BTreeMap<ServiceName, CronJob>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CronJob {
-    pub schedule: String,
-    pub command: String,
-    pub user: UserName,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Lighttpd {
-    pub enable: bool,
-    pub port: u16,
-    pub document_root: String,
-    pub extra_config: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Getty {
-    pub enable: bool,
-    pub tty: String,
-    pub baud_rate: u32,
-    pub autologin_user: Option<UserName>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Sshd {
-    pub enable: bool,
-    pub port: u16,
-    pub password_authentication: bool,
-    pub permit_root_login: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Ntpd {
-    pub enable: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Syslog {
-    pub enable: bool,
-    pub max_size: u64,
-    pub max_files: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Dhcp {
-    pub enable: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct Users {
     pub users: BTreeMap<UserName, User>,
     pub groups: BTreeMap<UserName, Group>,
@@ -348,6 +278,18 @@ pub struct Networking {
     pub interfaces: BTreeMap<String, Interface>,
     pub nameservers: Vec<String>,
     pub time_servers: Vec<String>,
+    pub firewall: Firewall,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Firewall {
+    pub enable: bool,
+    #[serde(rename = "allowedTCPPorts")]
+    pub allowed_tcp_ports: Vec<u16>,
+    #[serde(rename = "allowedUDPPorts")]
+    pub allowed_udp_ports: Vec<u16>,
+    pub allow_ping: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

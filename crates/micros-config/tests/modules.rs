@@ -7,7 +7,7 @@ fn declared_defaults_apply_when_nothing_is_defined() {
     assert_eq!(config.networking.host_name, "micros");
     assert_eq!(config.packages.source.suite, "trixie");
     assert_eq!(config.boot.kernel.package, "linux-image-amd64");
-    assert!(!config.services.sshd.enable);
+    assert_eq!(config.services["sshd"]["enable"], false);
     // root exists and is locked.
     assert_eq!(config.users.users["root"].uid, 0);
     assert_eq!(config.users.users["root"].hashed_password, None);
@@ -39,7 +39,7 @@ fn priority_beats_plain_and_higher_priority_wins() {
            { services.sshd.port | priority 5 = 2200 }"#,
     )
     .config;
-    assert_eq!(config.services.sshd.port, 2222);
+    assert_eq!(config.services["sshd"]["port"], 2222);
 }
 
 #[test]
