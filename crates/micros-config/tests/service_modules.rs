@@ -193,3 +193,66 @@ fn avahi_brings_the_system_bus() {
     assert!(config.runit.services.contains_key("dbus"));
     assert!(!config.runit.services.contains_key("avahi"));
 }
+
+#[test]
+fn hostapd_and_wpa_supplicant_write_their_networks() {
+    let config = common::evaluate(
+        r#"{
+             services.hostapd = { enable = true, interface = "wlan0", ssid = "gadget", passphrase = "pass phrase", countryCode = "DE" },
+             services.wpa_supplicant = {
+               interfaces = ["wlan1", "wlan2"],
+               networks = { home.psk = "home \"secret\"", cafe = {} },
+             },
+           }"#,
+    )
+    .config;
+    let ap = etc(&config, "hostapd/hostapd.conf");
+    for line in [
+        "interface=wlan0",
+        "ssid=gadget",
+        "wpa=2",
+        "wpa_passphrase=pass phrase",
+        "country_code=DE",
+    ] {
+        assert!(ap.lines().any(|l| l == line), "{line:?} in:\n{ap}");
+    }
+    assert_eq!(config.environment.etc["hostapd/hostapd.conf"].mode, "0600");
+    let client = etc(&config, "wpa_supplicant/wpa_supplicant.conf");
+    assert!(
+        client.contains(
+            "  ssid=\"home\"\n  priority=0\n  key_mgmt=WPA-PSK\n  psk=\"home \"secret\"\"\n"
+        ),
+        "{client}"
+    );
+    assert!(
+        client.contains("  ssid=\"cafe\"\n  priority=0\n  key_mgmt=NONE\n"),
+        "an open network: {client}"
+    );
+    assert_eq!(
+        config.runit.services["wpa_supplicant"].command.as_deref(),
+        Some(
+            "wpa_supplicant -i wlan1 -D nl80211 -c /etc/wpa_supplicant/wpa_supplicant.conf \
+             -N -i wlan2 -D nl80211 -c /etc/wpa_supplicant/wpa_supplicant.conf"
+        )
+    );
+    assert!(config.boot.kernel_modules["ccm"], "WPA2's cipher");
+
+    let message =
+        common::error(r#"{ services.hostapd = { enable = true, passphrase = "short" } }"#);
+    assert!(message.contains("services.hostapd.passphrase"), "{message}");
+    assert!(message.contains("8 to 63 characters"), "{message}");
+    let message = common::error(r#"{ services.hostapd = { enable = true, channel = 14 } }"#);
+    assert!(
+        message.contains("services.hostapd.channel: expected a 2.4 GHz channel from 1 to 13"),
+        "{message}"
+    );
+    let message = common::error(
+        r#"{ services.hostapd.enable = true, services.wpa_supplicant.networks.x = {} }"#,
+    );
+    assert!(
+        message.contains("wlan0 cannot be an access point and a client at once"),
+        "{message}"
+    );
+    let message = common::error(r#"{ services.wpa_supplicant.networks."a\nb" = {} }"#);
+    assert!(message.contains("SSID"), "{message}");
+}

@@ -355,6 +355,57 @@ fn needs_network_and_qemu_avahi_answers_for_its_local_name() {
     );
 }
 
+/// services.hostapd and services.wpa_supplicant on the kernel's simulated
+/// radios (mac80211_hwsim, in Debian's generic kernel): wlan1 joins the
+/// WPA2 network wlan0 offers and gets a DHCP lease over it from dnsmasq.
+#[test]
+fn needs_network_and_qemu_wifi_client_joins_the_access_point() {
+    let dir = project(
+        r#"  {
+    networking.hostName = "wifi",
+    boot.kernel.package = "linux-image-amd64",
+    boot.kernelModules.mac80211_hwsim = true,
+    networking.interfaces.wlan0.ipv4.address = "192.168.10.1/24",
+    networking.interfaces.wlan1.dhcp = true,
+    services.hostapd = { enable = true, interface = "wlan0", ssid = "micros \"test\"", passphrase = "correct horse 'battery'" },
+    services.wpa_supplicant = { interfaces = ["wlan1"], networks."micros \"test\"".psk = "correct horse 'battery'" },
+    services.dnsmasq = {
+      enable = true,
+      interfaces = ["wlan0"],
+      dhcp.range = { start = "192.168.10.50", end = "192.168.10.99" },
+    },
+    runit.services.probe = {
+      oneshot = true,
+      after = ["hostapd", "dhcp-wlan1"],
+      command = micros.lib.shell.command ["sh", "-c", m%"
+        wpa_cli -p /run/wpa_supplicant -i wlan1 status | sed -n 's/^\(wpa_state\|key_mgmt\|ssid\)=/WIFI-\1=/p'
+        echo "LEASE-$(ip -4 addr show dev wlan1 | sed -n 's/.*inet \(192\.168\.10\.[0-9]*\).*/\1/p')"
+        echo MARKER-DONE
+        /usr/sbin/poweroff
+      "%],
+    },
+  },"#,
+    );
+    build(dir.path(), "result");
+    let boot = boot(dir.path(), &[], "MARKER-DONE", Duration::from_secs(400));
+    let console = &boot.console;
+    for (marker, what) in [
+        ("WIFI-wpa_state=COMPLETED", "the client is associated"),
+        ("WIFI-key_mgmt=WPA2-PSK", "with WPA2 and the passphrase"),
+        // wpa_cli escapes the quotes it prints.
+        (
+            r#"WIFI-ssid=micros \"test\""#,
+            "to the access point's network",
+        ),
+        (
+            "LEASE-192.168.10.",
+            "and has a lease from dnsmasq over the air",
+        ),
+    ] {
+        assert!(console.contains(marker), "{what}:\n{}", shown(console));
+    }
+}
+
 /// services.cron: jobs from the configuration run on time, as their user.
 #[test]
 fn needs_network_and_qemu_cron_runs_the_jobs_as_their_users() {
