@@ -81,6 +81,23 @@ pub enum Action {
     /// `ucf NEW DEST`, `cp SOURCE DEST`: a file the package ships
     /// elsewhere, put in place when there is none.
     CopyFile { source: String, dest: String },
+    /// `chown [-R] USER[:GROUP] PATH`: the owner of a path the package
+    /// ships (and, `recursive`, of everything under it).
+    Chown {
+        path: String,
+        user: Option<String>,
+        group: Option<String>,
+        /// `USER:`: the group is the user's login group.
+        login_group: bool,
+        recursive: bool,
+    },
+    /// `chmod [-R] OCTAL PATH`.
+    Chmod {
+        path: String,
+        /// Permission bits (at most `0o7777`).
+        mode: u32,
+        recursive: bool,
+    },
 }
 
 /// A link that follows its alternative's choice.
@@ -141,7 +158,7 @@ pub(crate) fn number(text: &str) -> Option<u32> {
 /// Reads a maintainer script.
 pub fn parse(script: &str) -> Parsed {
     let (script, note) = cap(script);
-    let tokens = constants_substituted(lexer::lex(script));
+    let tokens = loops_unrolled(constants_substituted(lexer::lex(script)));
     let functions = functions(&tokens);
     let mut parser = Parser {
         tokens: &tokens,
@@ -207,36 +224,179 @@ fn constants_substituted(mut tokens: Vec<Spanned>) -> Vec<Spanned> {
         let Token::Word(word) = &mut spanned.token else {
             continue;
         };
-        if !word.dynamic {
-            continue;
-        }
-        let mut text = word.text.clone();
         for (name, value) in &constants {
             let Some(value) = value else { continue };
-            text = text.replace(&format!("${{{name}}}"), value);
-            // `$NAME` only where the name ends there.
-            let plain = format!("${name}");
-            let mut out = String::new();
-            let mut rest = text.as_str();
-            while let Some(at) = rest.find(&plain) {
-                let after = &rest[at + plain.len()..];
-                out.push_str(&rest[..at]);
-                if after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
-                    out.push_str(&plain);
-                } else {
-                    out.push_str(value);
-                }
-                rest = after;
-            }
-            out.push_str(rest);
-            text = out;
-        }
-        if !text.contains(['$', '`']) {
-            word.text = text;
-            word.dynamic = false;
+            substitute(word, name, value);
         }
     }
     tokens
+}
+
+/// `word` with `$name` and `${name}` replaced by `value`; no longer
+/// dynamic when nothing else in it is.
+fn substitute(word: &mut Word, name: &str, value: &str) {
+    if !word.dynamic {
+        return;
+    }
+    let mut text = word.text.replace(&format!("${{{name}}}"), value);
+    // `$NAME` only where the name ends there.
+    let plain = format!("${name}");
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(&plain) {
+        let after = &rest[at + plain.len()..];
+        out.push_str(&rest[..at]);
+        if after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+            out.push_str(&plain);
+        } else {
+            out.push_str(value);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    text = out;
+    if !text.contains(['$', '`']) {
+        word.dynamic = false;
+    }
+    word.text = text;
+}
+
+/// How many tokens unrolled loops may add to a script in all: real
+/// scripts loop over a handful of paths, and a hostile one cannot make the
+/// parser's work grow past this.
+const MAX_UNROLLED: usize = 100_000;
+
+/// How deeply nested loops are unrolled; deeper ones are read once, their
+/// variable unknown.
+const MAX_LOOP_DEPTH: usize = 4;
+
+/// `for NAME in WORD…; do BODY; done` over words known when the script is
+/// written becomes BODY once per word, with `$NAME` replaced (redis's
+/// `for DIR in /var/lib/redis /var/log/redis; do chown redis:redis $DIR;
+/// done`). Any other loop is left as it is.
+fn loops_unrolled(tokens: Vec<Spanned>) -> Vec<Spanned> {
+    let mut budget = MAX_UNROLLED;
+    unroll(&tokens, &mut budget, 0)
+}
+
+fn unroll(tokens: &[Spanned], budget: &mut usize, depth: usize) -> Vec<Spanned> {
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut index = 0;
+    while index < tokens.len() {
+        if depth < MAX_LOOP_DEPTH {
+            if let Some(found) = for_loop(tokens, index) {
+                let cost = found.values.len().saturating_mul(found.body.len());
+                if cost <= *budget {
+                    *budget -= cost;
+                    let separator = Spanned {
+                        token: Token::Semicolon,
+                        start: tokens[found.next - 1].start,
+                        end: tokens[found.next - 1].end,
+                    };
+                    for value in &found.values {
+                        // The outer variable first: `$f$g` is `a$g`, not `$f1`.
+                        let copy: Vec<Spanned> = found
+                            .body
+                            .iter()
+                            .map(|spanned| {
+                                let mut spanned = spanned.clone();
+                                if let Token::Word(word) = &mut spanned.token {
+                                    substitute(word, found.variable, value);
+                                }
+                                spanned
+                            })
+                            .collect();
+                        out.extend(unroll(&copy, budget, depth + 1));
+                        out.push(separator.clone());
+                    }
+                    index = found.next;
+                    continue;
+                }
+            }
+        }
+        out.push(tokens[index].clone());
+        index += 1;
+    }
+    out
+}
+
+struct ForLoop<'t> {
+    variable: &'t str,
+    values: Vec<String>,
+    body: &'t [Spanned],
+    /// The token after `done`.
+    next: usize,
+}
+
+/// The loop starting at `tokens[at]`, if it is one whose words are known.
+fn for_loop(tokens: &[Spanned], at: usize) -> Option<ForLoop<'_>> {
+    let word = |index: usize| match tokens.get(index).map(|t| &t.token) {
+        Some(Token::Word(word)) => Some(word),
+        _ => None,
+    };
+    // `for` where a command starts.
+    word(at).filter(|w| w.is("for"))?;
+    let starts_command = at == 0
+        || match &tokens[at - 1].token {
+            Token::Newline | Token::Semicolon | Token::And | Token::Or => true,
+            Token::Word(word) => ["then", "else", "do", "{"].iter().any(|k| word.is(k)),
+            _ => false,
+        };
+    if !starts_command {
+        return None;
+    }
+    let variable = word(at + 1).filter(|w| !w.dynamic && !w.quoted)?;
+    let valid_name = variable
+        .text
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && variable
+            .text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid_name || !word(at + 2)?.is("in") {
+        return None;
+    }
+    let mut index = at + 3;
+    let mut values = Vec::new();
+    while let Some(Token::Word(value)) = tokens.get(index).map(|t| &t.token) {
+        // An unquoted value with a glob expands to file names.
+        if value.dynamic || (!value.quoted && value.text.contains(['*', '?', '['])) {
+            return None;
+        }
+        values.push(value.text.clone());
+        index += 1;
+    }
+    while matches!(
+        tokens.get(index).map(|t| &t.token),
+        Some(Token::Newline | Token::Semicolon)
+    ) {
+        index += 1;
+    }
+    word(index).filter(|w| w.is("do"))?;
+    let body_start = index + 1;
+    let mut depth = 1usize;
+    index = body_start;
+    while let Some(spanned) = tokens.get(index) {
+        if let Token::Word(word) = &spanned.token {
+            if word.is("do") {
+                depth += 1;
+            } else if word.is("done") {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(ForLoop {
+                        variable: &variable.text,
+                        values,
+                        body: &tokens[body_start..index],
+                        next: index + 1,
+                    });
+                }
+            }
+        }
+        index += 1;
+    }
+    None
 }
 
 /// The first [`MAX_SCRIPT`] bytes of `text`, cut after a whole line (a
@@ -560,6 +720,8 @@ fn classify(statement: &Statement, functions: &std::collections::BTreeSet<&str>)
         "dpkg-statoverride" => return commands::statoverride(&arguments),
         "ln" => return commands::symlink(&arguments),
         "ucf" | "cp" => return commands::copy(name, &arguments),
+        "chown" => return commands::chown(&arguments),
+        "chmod" => return commands::chmod(&arguments),
         _ => None,
     };
     actions.map_or(Outcome::Unknown, Outcome::Actions)

@@ -69,6 +69,31 @@ impl Declared {
                 }
                 Action::Symlink { target, link } => format!("links {link} to {target}"),
                 Action::CopyFile { source, dest } => format!("puts {source} at {dest}"),
+                Action::Chown {
+                    path,
+                    user,
+                    group,
+                    login_group,
+                    recursive,
+                } => {
+                    let owner = match (user, group) {
+                        (Some(user), Some(group)) => format!("{user}:{group}"),
+                        (Some(user), None) if *login_group => format!("{user} and its group"),
+                        (Some(user), None) => user.clone(),
+                        (None, Some(group)) => format!("the group {group}"),
+                        (None, None) => "root".to_owned(),
+                    };
+                    let what = if *recursive { " and what is in it" } else { "" };
+                    format!("gives {path}{what} to {owner}")
+                }
+                Action::Chmod {
+                    path,
+                    mode,
+                    recursive,
+                } => {
+                    let what = if *recursive { " and what is in it" } else { "" };
+                    format!("sets the mode of {path}{what} to {mode:04o}")
+                }
             })
             .collect()
     }
@@ -278,6 +303,89 @@ pub fn stat_overrides(declared: &[Declared], users: &Users) -> Vec<(String, u32,
             _ => None,
         })
         .collect()
+}
+
+/// An owner or mode a script gives a path (`chown`, `chmod`), resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    Owner {
+        path: String,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        recursive: bool,
+    },
+    Mode {
+        path: String,
+        mode: u32,
+        recursive: bool,
+    },
+}
+
+/// The scripts' `chown` and `chmod` lines, in script order, with names
+/// resolved to ids. A line naming a user or group `users` does not know
+/// is added to its package's skipped lines instead.
+pub fn ownership(declared: &mut [Declared], users: &Users) -> Vec<Ownership> {
+    let mut found = Vec::new();
+    for package in declared.iter_mut() {
+        let mut unknown = Vec::new();
+        for action in &package.actions {
+            match action {
+                Action::Chown {
+                    path,
+                    user,
+                    group,
+                    login_group,
+                    recursive,
+                } => {
+                    let uid = match user {
+                        Some(name) if name == "root" => Some(Some(0)),
+                        Some(name) => users.users.get(name.as_str()).map(|u| Some(u.uid)),
+                        None => Some(None),
+                    };
+                    let login = user
+                        .as_deref()
+                        .filter(|_| *login_group)
+                        .and_then(|name| users.users.get(name))
+                        .map(|user| user.group.to_string());
+                    let gid = match group.as_deref().or(login.as_deref()) {
+                        Some("root") => Some(Some(0)),
+                        Some(name) => users.groups.get(name).map(|g| Some(g.gid)),
+                        None => Some(None),
+                    };
+                    match (uid, gid) {
+                        (Some(uid), Some(gid)) => found.push(Ownership::Owner {
+                            path: path.clone(),
+                            uid,
+                            gid,
+                            recursive: *recursive,
+                        }),
+                        _ => unknown.push(format!(
+                            "chown {}{}{} {path} (no such user or group in the image)",
+                            user.as_deref().unwrap_or(""),
+                            if group.is_some() || *login_group {
+                                ":"
+                            } else {
+                                ""
+                            },
+                            group.as_deref().unwrap_or("")
+                        )),
+                    }
+                }
+                Action::Chmod {
+                    path,
+                    mode,
+                    recursive,
+                } => found.push(Ownership::Mode {
+                    path: path.clone(),
+                    mode: *mode,
+                    recursive: *recursive,
+                }),
+                _ => {}
+            }
+        }
+        package.skipped.extend(unknown);
+    }
+    found
 }
 
 /// A path a package's `tmpfiles.d` asks for, with its owner's ids.

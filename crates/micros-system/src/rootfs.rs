@@ -682,6 +682,45 @@ fn apply_declared(
             entry.mode = mode;
         }
     }
+    // `chown` and `chmod` in the scripts, on paths the package ships.
+    for change in declared::ownership(declared, users) {
+        let (declared::Ownership::Owner {
+            path: path_text,
+            recursive,
+            ..
+        }
+        | declared::Ownership::Mode {
+            path: path_text,
+            recursive,
+            ..
+        }) = &change;
+        let Ok(top) = TreePath::parse(path_text) else {
+            continue;
+        };
+        let paths: Vec<TreePath> = if *recursive {
+            tree.iter()
+                .filter(|(at, _)| at.starts_with(&top))
+                .map(|(at, _)| at.clone())
+                .collect()
+        } else {
+            vec![top]
+        };
+        for at in paths {
+            let Some(entry) = tree.get_mut(&at) else {
+                continue;
+            };
+            if matches!(entry.kind, Kind::Symlink(_)) {
+                continue;
+            }
+            match &change {
+                declared::Ownership::Owner { uid, gid, .. } => {
+                    entry.uid = uid.unwrap_or(entry.uid);
+                    entry.gid = gid.unwrap_or(entry.gid);
+                }
+                declared::Ownership::Mode { mode, .. } => entry.mode = *mode,
+            }
+        }
+    }
     // tmpfiles.d: what lives in the image is made now; /run and /tmp
     // start empty at every boot, so their paths are made by stage 1.
     let mut at_boot = Vec::new();

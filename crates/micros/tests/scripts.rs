@@ -24,6 +24,7 @@ setup_mosquitto_user() {
 
 fix_permissions() {
 	chown mosquitto /var/lib/mosquitto
+	chown mosquitto /var/log/mosquitto/*.log
 	if ! dpkg-statoverride --list /usr/sbin/mosquitto >/dev/null; then
 		dpkg-statoverride --update --add root mosquitto 4750 /usr/sbin/mosquitto
 	fi
@@ -71,6 +72,7 @@ fn project(extra: &str) -> ArchiveProject {
             TestPackage::new("mosquitto", "2.0.21-1")
                 .field("Depends", "libc6, adduser")
                 .file("./usr/sbin/mosquitto", &[5u8; 1_000], 0o755)
+                .file("./var/lib/mosquitto/.placeholder", b"", 0o644)
                 .script("postinst", MOSQUITTO_POSTINST),
         )
         .add(
@@ -97,8 +99,9 @@ fn project(extra: &str) -> ArchiveProject {
                 .file("./etc/thingd/enabled/.keep", b"", 0o644)
                 .script(
                     "postinst",
-                    "#!/bin/sh\nset -e\nucf --three-way /usr/share/thingd/thingd.conf /etc/thingd/thingd.conf\nln -s /etc/thingd/available/default /etc/thingd/enabled/default\nKEEPER=\"keeper\"\nadduser --system --home /var/lib/keeper --group ${KEEPER}\n",
+                    "#!/bin/sh\nset -e\nucf --three-way /usr/share/thingd/thingd.conf /etc/thingd/thingd.conf\nln -s /etc/thingd/available/default /etc/thingd/enabled/default\nKEEPER=\"keeper\"\nadduser --system --home /var/lib/keeper --group ${KEEPER}\nfor DIR in /var/log/thingd /etc/thingd/available; do\n  chown -R thingd: \"$DIR\"\n  chmod 750 \"$DIR\"\ndone\n",
                 )
+                .file("./var/log/thingd/.placeholder", b"", 0o644)
                 .file(
                     "./usr/lib/sysusers.d/thingd.conf",
                     b"# thingd's user\nu thingd 790 \"Thing daemon\" /var/lib/thingd\nm thingd mosquitto\n",
@@ -146,7 +149,7 @@ fn package_users_alternatives_and_what_was_not_done() {
     ok(&output);
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("note: mosquitto: 1 maintainer-script line MicrOS does not do, e.g. `chown mosquitto /var/lib/mosquitto` (`micros why mosquitto` lists them)"),
+        stderr.contains("note: mosquitto: 1 maintainer-script line MicrOS does not do, e.g. `chown mosquitto /var/log/mosquitto/*.log` (`micros why mosquitto` lists them)"),
         "{stderr}"
     );
     assert!(!stderr.contains("note: mawk"), "{stderr}");
@@ -222,6 +225,41 @@ fn package_users_alternatives_and_what_was_not_done() {
         listing.contains("/etc/thingd/enabled/default -> /etc/thingd/available/default"),
         "{listing}"
     );
+    // chown and chmod, in a loop over known paths: each path the package
+    // ships gets the owner and mode (`-R`: and what is in it).
+    let owned = |path: &str| {
+        listing
+            .lines()
+            .find(|l| l.ends_with(&format!(" squashfs-root{path}")))
+            .unwrap_or_else(|| panic!("no {path} in {listing}"))
+            .to_owned()
+    };
+    let thingd_ids = format!("790/{thingd_gid} ");
+    assert!(
+        owned("/var/log/thingd").starts_with(&format!("drwxr-x--- {thingd_ids}")),
+        "{}",
+        owned("/var/log/thingd")
+    );
+    assert!(
+        owned("/etc/thingd/available").starts_with(&format!("drwxr-x--- {thingd_ids}")),
+        "{}",
+        owned("/etc/thingd/available")
+    );
+    assert!(
+        owned("/etc/thingd/available/default").starts_with(&format!("-rw-r--r-- {thingd_ids}")),
+        "recursive: {}",
+        owned("/etc/thingd/available/default")
+    );
+    assert!(
+        owned("/etc/thingd/enabled").starts_with("drwxr-xr-x 0/0 "),
+        "{}",
+        owned("/etc/thingd/enabled")
+    );
+    assert!(
+        owned("/var/lib/mosquitto").starts_with(&format!("drwxr-xr-x {uid}/0 ")),
+        "{}",
+        owned("/var/lib/mosquitto")
+    );
     // The service runs as the package's user.
     let run = cat(&project, "etc/sv/mqtt/run");
     assert!(run.contains("chpst -u mosquitto:mosquitto"), "{run}");
@@ -255,11 +293,7 @@ fn package_users_alternatives_and_what_was_not_done() {
     );
     let why = ok(&project.micros(&["why", "mosquitto"]));
     assert!(
-        why.contains("its maintainer scripts ask for what MicrOS does at build time:\n  makes the system group mosquitto\n  makes the system user mosquitto\n  gives /usr/sbin/mosquitto to root:mosquitto, mode 4750\n"),
-        "{why}"
-    );
-    assert!(
-        why.contains("MicrOS does not (check that the image needs none of them):\n  chown mosquitto /var/lib/mosquitto\n"),
+        why.contains("its maintainer scripts ask for what MicrOS does at build time:\n  makes the system group mosquitto\n  makes the system user mosquitto\n  gives /var/lib/mosquitto to mosquitto\n  gives /usr/sbin/mosquitto to root:mosquitto, mode 4750\n"),
         "{why}"
     );
 }
@@ -280,7 +314,7 @@ fn the_configuration_chooses_alternatives_and_overrides_package_users() {
     );
     let why = ok(&project.micros(&["why", "mosquitto"]));
     assert!(
-        why.contains("chown mosquitto /var/lib/mosquitto\nMicrOS does their work already (packages.scriptsHandled): the test owns /var/lib/mosquitto\n"),
+        why.contains("chown mosquitto /var/log/mosquitto/*.log\nMicrOS does their work already (packages.scriptsHandled): the test owns /var/lib/mosquitto\n"),
         "{why}"
     );
     let passwd = cat(&project, "etc/passwd");

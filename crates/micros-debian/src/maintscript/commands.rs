@@ -458,3 +458,84 @@ pub(super) fn copy(command: &str, arguments: &[&str]) -> Outcome {
     };
     action.map_or(Outcome::Unknown, |action| Outcome::Actions(vec![action]))
 }
+
+/// `chown [-R] [-h] OWNER[:GROUP] PATH…` and `chown :GROUP PATH…`: the
+/// owner a package gives its files (redis's `/var/log/redis`). `-h` changes
+/// a link itself; MicrOS's links are root's either way.
+pub(super) fn chown(arguments: &[&str]) -> Outcome {
+    let Some(line) = command_line(arguments, |option| match option {
+        "-R" | "--recursive" | "-h" | "--no-dereference" | "-f" | "--quiet" | "--silent" | "-c"
+        | "-v" => Some(false),
+        _ => None,
+    }) else {
+        return Outcome::Unknown;
+    };
+    let recursive = line
+        .options
+        .iter()
+        .any(|(option, _)| matches!(*option, "-R" | "--recursive"));
+    let actions = match line.operands.split_first() {
+        Some((owner, paths)) if !paths.is_empty() => (|| {
+            let (user, group) = match owner.split_once([':', '.']) {
+                Some(("", group)) => (None, Some(name(group)?)),
+                // `user:` is the user's login group.
+                Some((user, "")) => (Some(name(user)?), None),
+                Some((user, group)) => (Some(name(user)?), Some(name(group)?)),
+                None => (Some(name(owner)?), None),
+            };
+            let own_group = owner.ends_with([':', '.']);
+            paths
+                .iter()
+                .map(|target| {
+                    Some(Action::Chown {
+                        path: plain_path(target)?,
+                        user: user.clone(),
+                        group: group.clone(),
+                        login_group: own_group,
+                        recursive,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()
+        })(),
+        _ => None,
+    };
+    actions.map_or(Outcome::Unknown, Outcome::Actions)
+}
+
+/// `chmod [-R] MODE PATH…` with an octal mode (`chmod 750 /var/lib/redis`).
+/// Symbolic modes (`u+x`) depend on the file's mode before: not read.
+pub(super) fn chmod(arguments: &[&str]) -> Outcome {
+    let Some(line) = command_line(arguments, |option| match option {
+        "-R" | "--recursive" | "-f" | "--quiet" | "--silent" | "-c" | "-v" => Some(false),
+        _ => None,
+    }) else {
+        return Outcome::Unknown;
+    };
+    let recursive = line
+        .options
+        .iter()
+        .any(|(option, _)| matches!(*option, "-R" | "--recursive"));
+    let actions = match line.operands.split_first() {
+        Some((mode, paths)) if !paths.is_empty() => (|| {
+            let mode = octal_mode(mode)?;
+            paths
+                .iter()
+                .map(|target| {
+                    Some(Action::Chmod {
+                        path: plain_path(target)?,
+                        mode,
+                        recursive,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()
+        })(),
+        _ => None,
+    };
+    actions.map_or(Outcome::Unknown, Outcome::Actions)
+}
+
+/// A path without glob characters: `chown foo /var/log/foo/*.log` names
+/// the files that are there when the script runs.
+fn plain_path(text: &str) -> Option<String> {
+    (!text.contains(['*', '?', '['])).then(|| path(text))?
+}

@@ -124,9 +124,16 @@ fi
                 Some("/var/lib/mosquitto"),
                 Some("/usr/sbin/nologin")
             ),
+            Action::Chown {
+                path: "/var/lib/mosquitto".into(),
+                user: Some("mosquitto".into()),
+                group: None,
+                login_group: false,
+                recursive: false,
+            },
         ]
     );
-    assert_eq!(parsed.skipped, ["chown mosquitto /var/lib/mosquitto"]);
+    assert_eq!(parsed.skipped, Vec::<String>::new());
 }
 
 #[test]
@@ -286,7 +293,7 @@ exit 0
 
 #[test]
 fn commands_that_do_something_else_are_listed_once_per_line() {
-    let script = "chown -R foo:foo \\
+    let script = "chown -R foo:foo $(ls) \\
     /var/lib/foo
 mkdir -p /var/log/foo; chmod 750 /var/log/foo
 adduser --system bar && lighty-enable-mod fastcgi
@@ -296,11 +303,16 @@ adduser --system fake
 EOF
 ";
     let parsed = parse(script);
-    assert_eq!(parsed.actions, [user("bar")]);
+    let chmod = Action::Chmod {
+        path: "/var/log/foo".into(),
+        mode: 0o750,
+        recursive: false,
+    };
+    assert_eq!(parsed.actions, [chmod, user("bar")]);
     assert_eq!(
         parsed.skipped,
         [
-            "chown -R foo:foo /var/lib/foo",
+            "chown -R foo:foo $(ls) /var/lib/foo",
             "mkdir -p /var/log/foo; chmod 750 /var/log/foo",
             "adduser --system bar && lighty-enable-mod fastcgi",
             "echo hello > /etc/motd",
@@ -406,7 +418,7 @@ fn unbalanced_quotes_cost_one_line() {
 fn a_huge_script_is_cut_and_says_so() {
     let mut script = String::from("addgroup --system first\n");
     while script.len() < 10 << 20 {
-        script.push_str("chown a /b\n");
+        script.push_str("mkdir -p /b\n");
     }
     script.push_str("addgroup --system last\n");
     let parsed = parse(&script);
@@ -513,4 +525,137 @@ adduser --system $(whoami)
     // GROUP is itself a variable's value, `${GROUP}x` and TWICE unknown,
     // `$(…)` never.
     assert_eq!(parsed.skipped.len(), 3, "{:?}", parsed.skipped);
+}
+
+fn chown(
+    path: &str,
+    user: Option<&str>,
+    group: Option<&str>,
+    login: bool,
+    recursive: bool,
+) -> Action {
+    Action::Chown {
+        path: path.to_owned(),
+        user: user.map(str::to_owned),
+        group: group.map(str::to_owned),
+        login_group: login,
+        recursive,
+    }
+}
+
+#[test]
+fn owners_and_modes() {
+    let parsed = parse(
+        "chown -R redis:redis /var/lib/redis /var/log/redis
+chown -h www-data: /var/cache/lighttpd
+chown :adm /var/log/foo
+chown --quiet bar.baz /srv
+chmod 2750 /var/log/redis
+chmod -R 0640 /etc/foo
+chmod u+x /usr/bin/foo
+chmod 750 ../etc
+chown nobody /etc/../shadow
+chown $(whoami) /x
+chown foo '/var/log/foo/*.log'
+",
+    );
+    assert_eq!(
+        parsed.actions,
+        [
+            chown("/var/lib/redis", Some("redis"), Some("redis"), false, true),
+            chown("/var/log/redis", Some("redis"), Some("redis"), false, true),
+            chown("/var/cache/lighttpd", Some("www-data"), None, true, false),
+            chown("/var/log/foo", None, Some("adm"), false, false),
+            chown("/srv", Some("bar"), Some("baz"), false, false),
+            Action::Chmod {
+                path: "/var/log/redis".into(),
+                mode: 0o2750,
+                recursive: false
+            },
+            Action::Chmod {
+                path: "/etc/foo".into(),
+                mode: 0o640,
+                recursive: true
+            },
+        ]
+    );
+    // Symbolic modes, paths that are not plain, run-time values, globs.
+    assert_eq!(parsed.skipped.len(), 5, "{:?}", parsed.skipped);
+}
+
+#[test]
+fn a_loop_over_known_words_is_read_once_per_word() {
+    // redis-server's postinst.
+    let parsed = parse(
+        "#!/bin/sh
+set -eu
+USER=\"redis\"
+if [ \"$1\" = \"configure\" ]; then
+\tfor DIR in /var/lib/redis /var/log/redis /etc/redis
+\tdo
+\t\tif ! dpkg-statoverride --list ${DIR} >/dev/null 2>&1; then
+\t\t\tchown \"${USER}\":\"${USER}\" \"${DIR}\"
+\t\t\tchmod 750 \"$DIR\"
+\t\tfi
+\tdone
+fi
+for f in a b; do for g in 1 2; do chmod 700 /x/$f$g; done; done
+for f in $(ls /etc); do chown root $f; done
+for glob in /etc/*; do chmod 700 $glob; done
+",
+    );
+    let mut expected = Vec::new();
+    for dir in ["/var/lib/redis", "/var/log/redis", "/etc/redis"] {
+        expected.push(chown(dir, Some("redis"), Some("redis"), false, false));
+        expected.push(Action::Chmod {
+            path: dir.into(),
+            mode: 0o750,
+            recursive: false,
+        });
+    }
+    for path in ["/x/a1", "/x/a2", "/x/b1", "/x/b2"] {
+        expected.push(Action::Chmod {
+            path: path.into(),
+            mode: 0o700,
+            recursive: false,
+        });
+    }
+    assert_eq!(parsed.actions, expected);
+    // The loops over run-time words are read once, their variable unknown.
+    assert_eq!(
+        parsed.skipped,
+        [
+            "for f in $(ls /etc); do chown root $f; done",
+            "for glob in /etc/*; do chmod 700 $glob; done"
+        ]
+    );
+}
+
+#[test]
+fn nested_loops_cannot_blow_up() {
+    // 10 nested loops of 10 words would be 10^10 commands.
+    let mut script = String::new();
+    for depth in 0..10 {
+        script.push_str(&format!("for v{depth} in 0 1 2 3 4 5 6 7 8 9; do "));
+    }
+    script.push_str("chmod 700 /x/$v0$v1$v2$v3$v4$v5$v6$v7$v8$v9; ");
+    for _ in 0..10 {
+        script.push_str("done; ");
+    }
+    script.push_str("\nadduser --system last\n");
+    let parsed = parse(&script);
+    assert!(
+        parsed.actions.len() <= MAX_UNROLLED,
+        "{}",
+        parsed.actions.len()
+    );
+    assert_eq!(parsed.actions.last(), Some(&user("last")));
+    // A loop longer than the budget is read once.
+    let long = format!(
+        "for x in {}; do chmod 700 /x/$x; done\n",
+        vec!["a"; MAX_UNROLLED].join(" ")
+    );
+    let parsed = parse(&long);
+    assert!(parsed.actions.is_empty());
+    assert_eq!(parsed.skipped.len(), 1);
 }
