@@ -186,9 +186,18 @@ pub fn parse(script: &str) -> Parsed {
 /// --group ${USER}`): such a word is as known as if it were written out.
 /// A variable assigned twice with different values, or from anything
 /// dynamic, stays unknown.
+///
+/// One dynamic value is known too: a temporary file (`new="$(mktemp)"`)
+/// that one `cp SOURCE "$new"` fills stands for SOURCE, so that
+/// openssh-server's `ucf … "$new_config" /etc/ssh/sshd_config` reads as
+/// putting `/usr/share/openssh/sshd_config` in place. What the script does
+/// to the copy in between (`sed -i … "$new_config"`) reads as done to
+/// SOURCE, which MicrOS never does: those lines are listed as skipped.
 fn constants_substituted(mut tokens: Vec<Spanned>) -> Vec<Spanned> {
     use std::collections::BTreeMap;
     let mut constants: BTreeMap<String, Option<String>> = BTreeMap::new();
+    // Temporary files, and what each `cp` into them copies.
+    let mut temporary: BTreeMap<String, Vec<String>> = BTreeMap::new();
     {
         let mut parser = Parser {
             tokens: &tokens,
@@ -197,6 +206,16 @@ fn constants_substituted(mut tokens: Vec<Spanned>) -> Vec<Spanned> {
             expect_pattern: false,
         };
         while let Some(statement) = parser.next_statement() {
+            if let Some((source, variable)) = copy_into_variable(&statement.words) {
+                temporary.entry(variable).or_default().push(source);
+            }
+            for word in &statement.words {
+                if let Some((name, value)) = word.text.split_once('=') {
+                    if is_assignment(word) && is_mktemp(value) {
+                        temporary.entry(name.to_owned()).or_default();
+                    }
+                }
+            }
             let words = match statement.words.first().map(|w| w.text.as_str()) {
                 Some("export" | "readonly" | "local") => &statement.words[1..],
                 _ => &statement.words[..],
@@ -220,6 +239,17 @@ fn constants_substituted(mut tokens: Vec<Spanned>) -> Vec<Spanned> {
             }
         }
     }
+    for (name, sources) in temporary {
+        let assigned_once =
+            constants.get(&name).is_some_and(|value| value.is_none()) && sources.len() == 1;
+        if let Some(value) = constants.get_mut(&name) {
+            // Assigned a mktemp and nothing else (an earlier value would be
+            // Some), and filled by one copy.
+            if assigned_once {
+                *value = sources.into_iter().next();
+            }
+        }
+    }
     for spanned in &mut tokens {
         let Token::Word(word) = &mut spanned.token else {
             continue;
@@ -230,6 +260,42 @@ fn constants_substituted(mut tokens: Vec<Spanned>) -> Vec<Spanned> {
         }
     }
     tokens
+}
+
+/// `$(mktemp)`, `$(mktemp -t x.XXXXXX)`, `` `mktemp` ``: a new file's name.
+fn is_mktemp(value: &str) -> bool {
+    let value = value.trim();
+    (value.starts_with("$(mktemp") && value.ends_with(')') && value.matches('$').count() == 1)
+        || (value.starts_with("`mktemp") && value.ends_with('`') && value.matches('`').count() == 2)
+}
+
+/// `cp [-aZp…] SOURCE "$NAME"` with a source written out: (SOURCE, NAME).
+fn copy_into_variable(words: &[&Word]) -> Option<(String, String)> {
+    let (command, arguments) = words.split_first()?;
+    if !command.is("cp") {
+        return None;
+    }
+    let operands: Vec<&&Word> = arguments
+        .iter()
+        .filter(|word| !(word.text.starts_with('-') && !word.dynamic))
+        .collect();
+    let [source, target] = operands.as_slice() else {
+        return None;
+    };
+    if source.dynamic || !is_valid_path(&source.text) || !target.dynamic {
+        return None;
+    }
+    let name = target
+        .text
+        .strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .or_else(|| target.text.strip_prefix('$'))?;
+    let valid = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    valid.then(|| (source.text.clone(), name.to_owned()))
 }
 
 /// `word` with `$name` and `${name}` replaced by `value`; no longer

@@ -473,7 +473,15 @@ pub fn assemble(
     }
     tree.replace(path("/etc/service")?, Entry::directory(0o755, "micros"))?;
     // Services: as written, or converted from a package's systemd unit.
-    let (units, warnings) = crate::unit::resolve(&config.runit.services, |unit| {
+    let unit_names: Vec<String> = TreePath::parse(crate::unit::UNIT_DIRECTORY)
+        .map(|directory| {
+            tree.children(&directory)
+                .map(|(at, _)| at.name().to_owned())
+                .filter(|name| name.ends_with(".service"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (units, warnings) = crate::unit::resolve(&config.runit.services, &unit_names, |unit| {
         let entry = tree.get(&path(&format!("{}/{unit}", crate::unit::UNIT_DIRECTORY)).ok()?)?;
         match &entry.kind {
             Kind::File(content) if content.len() <= 1 << 20 => content

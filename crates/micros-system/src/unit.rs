@@ -338,9 +338,22 @@ pub fn convert(
             let last = exec_start
                 .last_mut()
                 .ok_or_else(|| unsupported("it has no ExecStart=".into()))?;
-            let how = in_foreground(last).ok_or_else(|| unsupported(
-                "Type=forking: the daemon puts itself in the background, where runsv cannot supervise it, and MicrOS does not know its foreground flag; set runit.services.<name>.command to its foreground form (its -f, -D or --nodaemon flag)".into(),
-            ))?;
+            let how = match in_foreground(last) {
+                Some(how) => how,
+                None => {
+                    let (variable, flag, how) = wrapper_in_foreground(last).ok_or_else(|| unsupported(
+                        "Type=forking: the daemon puts itself in the background, where runsv cannot supervise it, and MicrOS does not know its foreground flag; set runit.services.<name>.command to its foreground form (its -f, -D or --nodaemon flag)".into(),
+                    ))?;
+                    let name = EnvName::parse(variable).expect("a valid name");
+                    let value = environment
+                        .get(&name)
+                        .map_or(flag.to_owned(), |options: &String| {
+                            format!("{options} {flag}")
+                        });
+                    environment.insert(name, value);
+                    how
+                }
+            };
             warn(format!("Type=forking: run in the foreground ({how})"));
             false
         }
@@ -462,6 +475,26 @@ fn is_sandboxing(key: &str) -> bool {
 
 fn is_true(value: &str) -> bool {
     matches!(value, "yes" | "true" | "1" | "on")
+}
+
+/// Debian's wrappers that start a forking daemon with options from an
+/// environment variable: the variable and the daemon's foreground flag.
+/// (dnsmasq's unit runs `/usr/share/dnsmasq/systemd-helper exec`, which
+/// passes `$DNSMASQ_OPTS` to dnsmasq.)
+fn wrapper_in_foreground(words: &[String]) -> Option<(&'static str, &'static str, &'static str)> {
+    match words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["/usr/share/dnsmasq/systemd-helper", "exec"] => Some((
+            "DNSMASQ_OPTS",
+            "--keep-in-foreground",
+            "DNSMASQ_OPTS=--keep-in-foreground for dnsmasq's systemd-helper",
+        )),
+        _ => None,
+    }
 }
 
 /// Rewrites a forking daemon's command line to keep it in the foreground,
@@ -610,8 +643,14 @@ fn shell_word(word: &str) -> String {
 /// Every enabled service as runit runs it: fromUnit services converted
 /// from the unit `read_unit` finds, the others with their defaults. Returns
 /// the services and the conversion's warnings, each naming its service.
+///
+/// `unit_names` are the units in the image: a one-shot unit the package
+/// ships to prepare another (openssh-server's `sshd-keygen.service`, with
+/// `Before=ssh.service` and `WantedBy=ssh.service`) runs, as root, before
+/// the converted unit's own commands.
 pub fn resolve(
     services: &BTreeMap<ServiceName, Service>,
+    unit_names: &[String],
     read_unit: impl Fn(&str) -> Option<String>,
 ) -> Result<(BTreeMap<ServiceName, Unit>, Vec<String>), UnitError> {
     let converted: BTreeMap<String, ServiceName> = services
@@ -646,7 +685,50 @@ pub fn resolve(
             service: name.to_string(),
             unit: unit.clone(),
         })?;
-        let (converted_unit, unit_warnings) = convert(name, unit, &text, service, &converted)?;
+        let (mut converted_unit, mut unit_warnings) =
+            convert(name, unit, &text, service, &converted)?;
+        // A daemon on the D-Bus system bus starts once the bus runs.
+        let on_the_bus = directives(&text).iter().any(|d| {
+            d.section == "Service" && ((d.key == "Type" && d.value == "dbus") || d.key == "BusName")
+        });
+        if on_the_bus {
+            let bus = services
+                .iter()
+                .find(|(other, s)| other.as_str() == "dbus" && s.enable)
+                .map(|(other, _)| other.clone())
+                .ok_or_else(|| UnitError::Unsupported {
+                    service: name.to_string(),
+                    unit: unit.clone(),
+                    message: "it is a D-Bus service and needs the system bus; set services.dbus.enable = true".into(),
+                })?;
+            if !converted_unit.after.contains(&bus) {
+                converted_unit.after.push(bus);
+            }
+        }
+        let mut first = Vec::new();
+        for companion in unit_names {
+            if companion == unit {
+                continue;
+            }
+            let Some(companion_text) = read_unit(companion) else {
+                continue;
+            };
+            if !prepares(&companion_text, unit, &text) {
+                continue;
+            }
+            match companion_commands(name, companion, &companion_text, &converted) {
+                Ok((commands, companion_warnings)) => {
+                    unit_warnings.push(format!(
+                        "{companion} runs first, as root (it is Before= and WantedBy= {unit})"
+                    ));
+                    unit_warnings.extend(companion_warnings);
+                    first.extend(commands);
+                }
+                Err(why) => unit_warnings.push(format!("{companion} is not run first: {why}")),
+            }
+        }
+        first.append(&mut converted_unit.before);
+        converted_unit.before = first;
         warnings.extend(
             unit_warnings
                 .into_iter()
@@ -655,6 +737,89 @@ pub fn resolve(
         units.insert(name.clone(), converted_unit);
     }
     Ok((units, warnings))
+}
+
+/// The names a unit answers to: its own and its `Alias=`es.
+fn names<'a>(unit: &'a str, text: &str) -> Vec<String> {
+    let mut names = vec![unit.to_owned()];
+    for directive in directives(text) {
+        if directive.section == "Install" && directive.key == "Alias" {
+            names.extend(directive.value.split_whitespace().map(str::to_owned));
+        }
+    }
+    names
+}
+
+/// Whether the unit `text` is a one-shot that orders itself before
+/// `unit` (or an alias of it) and is wanted by it.
+fn prepares(text: &str, unit: &str, unit_text: &str) -> bool {
+    let names = names(unit, unit_text);
+    let listed = |section: &str, keys: &[&str]| {
+        directives(text).iter().any(|d| {
+            d.section == section
+                && keys.contains(&d.key.as_str())
+                && d.value
+                    .split_whitespace()
+                    .any(|v| names.iter().any(|n| n == v))
+        })
+    };
+    let oneshot = directives(text)
+        .iter()
+        .any(|d| d.section == "Service" && d.key == "Type" && d.value == "oneshot");
+    oneshot && listed("Unit", &["Before"]) && listed("Install", &["WantedBy", "RequiredBy"])
+}
+
+/// A preparing unit's commands, run as root before the service's: its
+/// `ExecStartPre` and `ExecStart` lines. It must run as root with nothing
+/// else set (no `User=`, environment or working directory), since its
+/// commands run in the service's run script.
+fn companion_commands(
+    service: &str,
+    companion: &str,
+    text: &str,
+    converted: &BTreeMap<String, ServiceName>,
+) -> Result<(Vec<Before>, Vec<String>), String> {
+    let blank = Service {
+        enable: true,
+        from_unit: Some(companion.to_owned()),
+        command: None,
+        user: None,
+        group: None,
+        environment: BTreeMap::new(),
+        working_directory: None,
+        after: Vec::new(),
+        ready: None,
+        oneshot: None,
+        log: micros_config::model::Log {
+            target: micros_config::model::LogTarget::Console,
+            max_size: 0,
+            max_files: 0,
+        },
+    };
+    let (unit, warnings) =
+        convert(service, companion, text, &blank, converted).map_err(|e| e.to_string())?;
+    if unit.user.as_str() != "root"
+        || !unit.environment.is_empty()
+        || !unit.environment_files.is_empty()
+        || unit.working_directory != "/"
+        || !unit.directories.is_empty()
+    {
+        return Err("it sets a user, environment, working directory or directories".into());
+    }
+    let mut commands: Vec<Before> = unit
+        .before
+        .into_iter()
+        .map(|before| Before {
+            as_root: true,
+            ..before
+        })
+        .collect();
+    commands.push(Before {
+        command: unit.command,
+        as_root: true,
+        may_fail: false,
+    });
+    Ok((commands, warnings))
 }
 
 #[cfg(test)]

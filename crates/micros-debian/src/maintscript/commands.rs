@@ -440,7 +440,7 @@ pub(super) fn copy(command: &str, arguments: &[&str]) -> Outcome {
             _ => None,
         }),
         _ => command_line(arguments, |option| match option {
-            "-a" | "-p" | "-f" | "--preserve" | "--archive" => Some(false),
+            "-a" | "-p" | "-f" | "-Z" | "-aZ" | "--preserve" | "--archive" => Some(false),
             _ => None,
         }),
     };

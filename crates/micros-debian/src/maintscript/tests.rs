@@ -659,3 +659,53 @@ fn nested_loops_cannot_blow_up() {
     assert!(parsed.actions.is_empty());
     assert_eq!(parsed.skipped.len(), 1);
 }
+
+#[test]
+fn a_temporary_copy_put_in_place_is_its_source() {
+    // openssh-server's postinst.
+    let parsed = parse(
+        "create_sshdconfig() {
+\ttrap cleanup EXIT
+\tnew_config=\"$(mktemp)\"
+\tcp -aZ /usr/share/openssh/sshd_config \"$new_config\"
+\tif [ \"$permit_root_login\" != true ]; then
+\t\tsed -i 's/^#*PermitRootLogin .*/PermitRootLogin yes/' \\
+\t\t\t\"$new_config\"
+\tfi
+\tucf --three-way --debconf-ok \\
+\t\t--sum-file /usr/share/openssh/sshd_config.md5sum \\
+\t\t\"$new_config\" /etc/ssh/sshd_config
+}
+other=$(mktemp)
+cp /a \"$other\"
+cp /b \"$other\"
+ucf \"$other\" /etc/two-sources
+",
+    );
+    let copy = |source: &str, dest: &str| Action::CopyFile {
+        source: source.into(),
+        dest: dest.into(),
+    };
+    assert_eq!(
+        parsed.actions,
+        [
+            copy(
+                "/usr/share/openssh/sshd_config",
+                "/usr/share/openssh/sshd_config"
+            ),
+            copy("/usr/share/openssh/sshd_config", "/etc/ssh/sshd_config"),
+        ]
+    );
+    // The edit to the copy is not done, and says so; a file filled twice
+    // is not known.
+    assert_eq!(
+        parsed.skipped,
+        [
+            "trap cleanup EXIT",
+            "sed -i 's/^#*PermitRootLogin .*/PermitRootLogin yes/' \"$new_config\"",
+            "cp /a \"$other\"",
+            "cp /b \"$other\"",
+            "ucf \"$other\" /etc/two-sources",
+        ]
+    );
+}

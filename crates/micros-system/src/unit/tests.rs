@@ -49,8 +49,9 @@ fn from_unit(unit: &str) -> Service {
 
 fn one(unit: &str, text: &str, service: Service) -> Result<(Unit, Vec<String>), UnitError> {
     let services = BTreeMap::from([(name("svc"), service)]);
-    let (mut units, warnings) =
-        resolve(&services, |asked| (asked == unit).then(|| text.to_owned()))?;
+    let (mut units, warnings) = resolve(&services, &[], |asked| {
+        (asked == unit).then(|| text.to_owned())
+    })?;
     Ok((units.remove("svc").unwrap(), warnings))
 }
 
@@ -112,7 +113,7 @@ ExecStart=/usr/sbin/web --port ${PORT} $OPTIONS --name=%n --literal '$$HOME' \"t
         }),
         (name("mqtt"), from_unit("broker.service")),
     ]);
-    let (units, warnings) = resolve(&services, |unit| match unit {
+    let (units, warnings) = resolve(&services, &[], |unit| match unit {
         "web.service" => Some(text.to_owned()),
         "broker.service" => Some("[Service]\nExecStart=/usr/sbin/broker\n".to_owned()),
         _ => None,
@@ -188,12 +189,12 @@ fn what_would_change_what_runs_is_an_error() {
     assert_eq!(unit.command, "/usr/sbin/d -f");
     // Names the configuration gets wrong.
     let services = BTreeMap::from([(name("a"), from_unit("../etc/passwd"))]);
-    assert!(resolve(&services, |_| None)
+    assert!(resolve(&services, &[], |_| None)
         .unwrap_err()
         .to_string()
         .contains("is not a unit name"));
     let services = BTreeMap::from([(name("a"), from_unit("absent.service"))]);
-    assert!(resolve(&services, |_| None)
+    assert!(resolve(&services, &[], |_| None)
         .unwrap_err()
         .to_string()
         .contains("no package in the image ships absent.service"));
@@ -201,7 +202,7 @@ fn what_would_change_what_runs_is_an_error() {
     nothing.from_unit = None;
     let services = BTreeMap::from([(name("a"), nothing)]);
     assert_eq!(
-        resolve(&services, |_| None).unwrap_err().to_string(),
+        resolve(&services, &[], |_| None).unwrap_err().to_string(),
         "runit.services.a: set `command`, or `fromUnit` to a package's systemd unit"
     );
 }
@@ -275,4 +276,141 @@ KillMode=mixed
     // its directories.
     assert!(unit.main_as_root);
     assert_eq!(unit.user, "_chrony");
+}
+
+#[test]
+fn a_oneshot_that_prepares_the_unit_runs_first_as_root() {
+    let ssh = "[Unit]
+Description=OpenBSD Secure Shell server
+
+[Service]
+ExecStartPre=/usr/sbin/sshd -t
+ExecStart=/usr/sbin/sshd -D
+Type=notify
+RuntimeDirectory=sshd
+
+[Install]
+WantedBy=multi-user.target
+Alias=sshd.service
+";
+    let keygen = "[Unit]
+Description=Generate sshd host keys on first boot
+ConditionFirstBoot=yes
+Before=ssh.service sshd.service sshd@.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=ssh-keygen -A
+
+[Install]
+WantedBy=ssh.service sshd.service sshd@.service ssh.socket
+";
+    // Ordered before, but not wanted by it: not run.
+    let unrelated = "[Unit]\nBefore=ssh.service\n[Service]\nType=oneshot\nExecStart=/bin/false\n[Install]\nWantedBy=multi-user.target\n";
+    // Wanted and ordered, but as another user: not run, and said.
+    let as_user = "[Unit]\nBefore=sshd.service\n[Service]\nType=oneshot\nUser=nobody\nExecStart=/bin/true\n[Install]\nWantedBy=sshd.service\n";
+    let services = BTreeMap::from([(name("ssh"), from_unit("ssh.service"))]);
+    let names: Vec<String> = [
+        "as-user.service",
+        "ssh.service",
+        "sshd-keygen.service",
+        "unrelated.service",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (units, warnings) = resolve(&services, &names, |asked| match asked {
+        "ssh.service" => Some(ssh.to_owned()),
+        "sshd-keygen.service" => Some(keygen.to_owned()),
+        "unrelated.service" => Some(unrelated.to_owned()),
+        "as-user.service" => Some(as_user.to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let unit = &units["ssh"];
+    assert_eq!(
+        unit.before,
+        [
+            Before {
+                command: "ssh-keygen -A".into(),
+                as_root: true,
+                may_fail: false
+            },
+            Before {
+                command: "/usr/sbin/sshd -t".into(),
+                as_root: false,
+                may_fail: false
+            },
+        ]
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains(
+            "sshd-keygen.service runs first, as root (it is Before= and WantedBy= ssh.service)"
+        )),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("as-user.service is not run first: it sets a user")),
+        "{warnings:?}"
+    );
+    assert!(
+        !warnings.iter().any(|w| w.contains("unrelated")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn dnsmasqs_wrapper_keeps_it_in_the_foreground() {
+    let text = "[Service]
+Type=forking
+PIDFile=/run/dnsmasq/dnsmasq.pid
+ExecStartPre=/usr/share/dnsmasq/systemd-helper checkconfig
+ExecStart=/usr/share/dnsmasq/systemd-helper exec
+";
+    let (unit, warnings) = one("dnsmasq.service", text, from_unit("dnsmasq.service")).unwrap();
+    assert_eq!(unit.command, "/usr/share/dnsmasq/systemd-helper exec");
+    assert_eq!(
+        unit.environment.get("DNSMASQ_OPTS").map(String::as_str),
+        Some("--keep-in-foreground")
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("Type=forking: run in the foreground")),
+        "{warnings:?}"
+    );
+    // Another wrapper of the kind is still an error.
+    let other = text.replace("dnsmasq/systemd-helper exec", "other/helper exec");
+    assert!(one("dnsmasq.service", &other, from_unit("dnsmasq.service")).is_err());
+}
+
+#[test]
+fn a_dbus_service_waits_for_the_bus_and_needs_one() {
+    let text = "[Service]
+Type=dbus
+BusName=org.freedesktop.Avahi
+ExecStart=/usr/sbin/avahi-daemon -s
+";
+    let error = one(
+        "avahi-daemon.service",
+        text,
+        from_unit("avahi-daemon.service"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("set services.dbus.enable = true"), "{error}");
+    let mut bus = from_unit("x");
+    bus.from_unit = None;
+    bus.command = Some("dbus-daemon --system --nofork".into());
+    let services = BTreeMap::from([
+        (name("avahi"), from_unit("avahi-daemon.service")),
+        (name("dbus"), bus),
+    ]);
+    let (units, _) = resolve(&services, &[], |asked| {
+        (asked == "avahi-daemon.service").then(|| text.to_owned())
+    })
+    .unwrap();
+    assert_eq!(units["avahi"].after, [name("dbus")]);
 }
