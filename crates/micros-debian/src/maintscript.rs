@@ -277,7 +277,7 @@ fn copy_into_variable(words: &[&Word]) -> Option<(String, String)> {
     }
     let operands: Vec<&&Word> = arguments
         .iter()
-        .filter(|word| !(word.text.starts_with('-') && !word.dynamic))
+        .filter(|word| word.dynamic || !word.text.starts_with('-'))
         .collect();
     let [source, target] = operands.as_slice() else {
         return None;
