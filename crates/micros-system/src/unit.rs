@@ -740,7 +740,7 @@ pub fn resolve(
 }
 
 /// The names a unit answers to: its own and its `Alias=`es.
-fn names<'a>(unit: &'a str, text: &str) -> Vec<String> {
+fn names(unit: &str, text: &str) -> Vec<String> {
     let mut names = vec![unit.to_owned()];
     for directive in directives(text) {
         if directive.section == "Install" && directive.key == "Alias" {
