@@ -16,18 +16,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-# name|packages (space-separated)|unit|probe (sh, in the guest)
+# name|packages (space-separated)|unit|what else the system needs (a Nickel
+# line: not the daemon's service, which comes from its unit, but what
+# Debian takes for granted)|probe (sh, in the guest)
 list=(
-    "mosquitto|mosquitto|mosquitto.service|netstat -ltn | grep -q ':1883 '"
-    "lighttpd|lighttpd|lighttpd.service|netstat -ltn | grep -q ':80 '"
-    "nginx|nginx|nginx.service|netstat -ltn | grep -q ':80 '"
-    "dnsmasq|dnsmasq|dnsmasq.service|netstat -lun | grep -q ':53 '"
-    "chrony|chrony|chrony.service|pidof chronyd"
-    "openssh-server|openssh-server|ssh.service|netstat -ltn | grep -q ':22 '"
-    "avahi-daemon|avahi-daemon|avahi-daemon.service|netstat -lun | grep -q ':5353 '"
-    "haproxy|haproxy|haproxy.service|pidof haproxy"
-    "rsyslog|rsyslog|rsyslog.service|pidof rsyslogd"
-    "redis-server|redis-server|redis-server.service|netstat -ltn | grep -q ':6379 '"
+    "mosquitto|mosquitto|mosquitto.service||netstat -ltn | grep -q ':1883 '"
+    # Its stock configuration runs perl scripts (include_shell); perl-base
+    # is Essential in Debian, so lighttpd does not depend on it.
+    "lighttpd|lighttpd perl-base|lighttpd.service||netstat -ltn | grep -q ':80 '"
+    "nginx|nginx|nginx.service||netstat -ltn | grep -q ':80 '"
+    "dnsmasq|dnsmasq|dnsmasq.service||netstat -lun | grep -q ':53 '"
+    "chrony|chrony|chrony.service||pidof chronyd"
+    "openssh-server|openssh-server|ssh.service||netstat -ltn | grep -q ':22 '"
+    # Type=dbus: the D-Bus system bus, which systemd systems always run.
+    "avahi-daemon|avahi-daemon|avahi-daemon.service|services.dbus.enable = true,|netstat -lun | grep -q ':5353 '"
+    "haproxy|haproxy|haproxy.service||pidof haproxy"
+    "rsyslog|rsyslog|rsyslog.service||pidof rsyslogd"
+    "redis-server|redis-server|redis-server.service||netstat -ltn | grep -q ':6379 '"
 )
 wanted="${DAEMONS:-}"
 export MICROS_CACHE_DIR="${MICROS_CACHE_DIR:-$HOME/.cache/micros}"
@@ -36,7 +41,7 @@ echo "Debian daemons added with fromUnit, suite $suite"
 works=0
 tried=0
 for entry in "${list[@]}"; do
-    IFS='|' read -r name packages unit probe <<< "$entry"
+    IFS='|' read -r name packages unit extra probe <<< "$entry"
     if [ -n "$wanted" ] && ! grep -qw -- "$name" <<< "$wanted"; then
         continue
     fi
@@ -52,6 +57,7 @@ micros.system { modules = [ micros.profiles.minimal, micros.profiles.qemu, {
   packages.source.suite = "$suite",
   environment.packages = { $package_set },
   runit.services.daemon.fromUnit = "$unit",
+  $extra
   runit.services.probe = {
     oneshot = true,
     command = micros.lib.shell.command ["sh", "-c", m%"
@@ -74,7 +80,7 @@ NCL
     timeout 300 "$dir/result/run-vm" > "$dir/console.txt" 2>&1 < /dev/null || true
     if grep -aq PROBE-OK "$dir/console.txt"; then
         works=$((works + 1))
-        row "$name" "works"
+        row "$name" "works${extra:+ (with $extra)}"
     else
         row "$name" "does not run"
         # What its packages' scripts do that MicrOS did not, first.

@@ -91,6 +91,8 @@ pub enum Action {
         login_group: bool,
         recursive: bool,
     },
+    /// `mkdir [-p] [-m OCTAL] PATH`: a directory the package's files lack.
+    Directory { path: String, mode: Option<u32> },
     /// `chmod [-R] OCTAL PATH`.
     Chmod {
         path: String,
@@ -158,7 +160,7 @@ pub(crate) fn number(text: &str) -> Option<u32> {
 /// Reads a maintainer script.
 pub fn parse(script: &str) -> Parsed {
     let (script, note) = cap(script);
-    let tokens = loops_unrolled(constants_substituted(lexer::lex(script)));
+    let tokens = loops_unrolled(functions_inlined(constants_substituted(lexer::lex(script))));
     let functions = functions(&tokens);
     let mut parser = Parser {
         tokens: &tokens,
@@ -196,6 +198,9 @@ pub fn parse(script: &str) -> Parsed {
 fn constants_substituted(mut tokens: Vec<Spanned>) -> Vec<Spanned> {
     use std::collections::BTreeMap;
     let mut constants: BTreeMap<String, Option<String>> = BTreeMap::new();
+    // The one value a variable is given that names other variables
+    // (`GROUP="$USER"`), None when it is given several.
+    let mut derived: BTreeMap<String, Option<Word>> = BTreeMap::new();
     // Temporary files, and what each `cp` into them copies.
     let mut temporary: BTreeMap<String, Vec<String>> = BTreeMap::new();
     {
@@ -227,6 +232,24 @@ fn constants_substituted(mut tokens: Vec<Spanned>) -> Vec<Spanned> {
                 let Some((name, value)) = word.text.split_once('=') else {
                     continue;
                 };
+                if word.dynamic {
+                    let value = Word {
+                        text: value.to_owned(),
+                        ..(*word).clone()
+                    };
+                    let statically = constants.get(name).is_some_and(Option::is_some);
+                    derived
+                        .entry(name.to_owned())
+                        .and_modify(|known| {
+                            if known.as_ref() != Some(&value) {
+                                *known = None;
+                            }
+                        })
+                        .or_insert((!statically).then_some(value));
+                }
+                if !word.dynamic {
+                    derived.insert(name.to_owned(), None);
+                }
                 let value = (!word.dynamic).then(|| value.to_owned());
                 constants
                     .entry(name.to_owned())
@@ -236,6 +259,30 @@ fn constants_substituted(mut tokens: Vec<Spanned>) -> Vec<Spanned> {
                         }
                     })
                     .or_insert(value);
+            }
+        }
+    }
+    // A value made only of known variables is known too; a few rounds
+    // resolve chains (`A=x; B=$A; C=$B`).
+    for _ in 0..4 {
+        let known: Vec<(String, String)> = constants
+            .iter()
+            .filter_map(|(name, value)| Some((name.clone(), value.clone()?)))
+            .collect();
+        for (name, value) in &derived {
+            let Some(value) = value else { continue };
+            // Given exactly this value and nothing static besides.
+            if constants.get(name) != Some(&None) {
+                continue;
+            }
+            let mut word = value.clone();
+            for (other, other_value) in &known {
+                if other != name {
+                    substitute(&mut word, other, other_value);
+                }
+            }
+            if !word.dynamic {
+                constants.insert(name.clone(), Some(word.text));
             }
         }
     }
@@ -327,6 +374,210 @@ fn substitute(word: &mut Word, name: &str, value: &str) {
     word.text = text;
 }
 
+/// A function of the script called with arguments written out (redis's
+/// `Setup_dir /var/log/redis 2750 adm`) is read at each call as its body,
+/// with `$1`…`$9` the call's arguments and a variable the body sets from
+/// them (`DIR="${1}"`) their value. A function every call of which is
+/// read this way is not read where it is defined. Functions called with
+/// run-time arguments, or from other functions, are read where they stand.
+fn functions_inlined(tokens: Vec<Spanned>) -> Vec<Spanned> {
+    use std::collections::BTreeMap;
+    let definitions = definitions(&tokens);
+    if definitions.is_empty() {
+        return tokens;
+    }
+    // Calls outside any function's body, each with its words.
+    let inside = |index: usize| {
+        definitions
+            .values()
+            .any(|d| (d.start..d.end).contains(&index))
+    };
+    let mut calls: BTreeMap<usize, (&str, Vec<String>, usize)> = BTreeMap::new();
+    let mut inlinable: BTreeMap<&str, bool> = definitions.keys().map(|n| (*n, true)).collect();
+    for (index, spanned) in tokens.iter().enumerate() {
+        let Token::Word(word) = &spanned.token else {
+            continue;
+        };
+        let Some(name) = definitions.keys().find(|name| word.is(name)) else {
+            continue;
+        };
+        if !starts_command(&tokens, index)
+            || matches!(tokens.get(index + 1).map(|t| &t.token), Some(Token::Open))
+        {
+            continue;
+        }
+        let mut end = index + 1;
+        let mut arguments = Vec::new();
+        let mut known = !inside(index);
+        while let Some(Token::Word(argument)) = tokens.get(end).map(|t| &t.token) {
+            known &= !argument.dynamic;
+            arguments.push(argument.text.clone());
+            end += 1;
+        }
+        // Redirections or a pipe: not a plain call.
+        known &= matches!(
+            tokens.get(end).map(|t| &t.token),
+            None | Some(Token::Newline | Token::Semicolon | Token::And | Token::Or)
+        );
+        if known && arguments.len() <= 9 {
+            calls.insert(index, (name, arguments, end));
+        } else {
+            inlinable.insert(name, false);
+        }
+    }
+    // A function nobody calls is read where it stands.
+    for (name, inline) in inlinable.iter_mut() {
+        *inline &= calls.values().any(|(called, _, _)| called == name);
+    }
+    let mut budget = MAX_UNROLLED;
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut index = 0;
+    while index < tokens.len() {
+        if let Some((name, definition)) = definitions
+            .iter()
+            .find(|(name, d)| d.start == index && inlinable[**name])
+        {
+            let _ = name;
+            index = definition.end;
+            continue;
+        }
+        if let Some((name, arguments, end)) = calls.get(&index) {
+            let definition = &definitions[name];
+            let body = &tokens[definition.body.clone()];
+            if inlinable[name] && body.len() <= budget {
+                budget -= body.len();
+                out.extend(called(body, arguments));
+                out.push(Spanned {
+                    token: Token::Semicolon,
+                    start: tokens[end - 1].start,
+                    end: tokens[end - 1].end,
+                });
+                index = *end;
+                continue;
+            }
+        }
+        out.push(tokens[index].clone());
+        index += 1;
+    }
+    out
+}
+
+/// A function definition: `name() {` … `}`, as token indices.
+struct Definition {
+    start: usize,
+    /// After the closing brace.
+    end: usize,
+    body: std::ops::Range<usize>,
+}
+
+/// The script's functions whose body is a `{ … }` group, by name (the
+/// first definition of a name; one defined twice is not inlined).
+fn definitions(tokens: &[Spanned]) -> std::collections::BTreeMap<&str, Definition> {
+    use std::collections::BTreeMap;
+    let mut found: BTreeMap<&str, Option<Definition>> = BTreeMap::new();
+    let mut index = 0;
+    while index + 2 < tokens.len() {
+        let (Token::Word(name), Token::Open, Token::Close) = (
+            &tokens[index].token,
+            &tokens[index + 1].token,
+            &tokens[index + 2].token,
+        ) else {
+            index += 1;
+            continue;
+        };
+        if name.dynamic || name.quoted || !starts_command(tokens, index) {
+            index += 1;
+            continue;
+        }
+        let mut open = index + 3;
+        while matches!(tokens.get(open).map(|t| &t.token), Some(Token::Newline)) {
+            open += 1;
+        }
+        let is_word = |at: usize, keyword: &str| matches!(tokens.get(at).map(|t| &t.token), Some(Token::Word(w)) if w.is(keyword));
+        if !is_word(open, "{") {
+            index += 1;
+            continue;
+        }
+        let mut depth = 1usize;
+        let mut close = open + 1;
+        while close < tokens.len() {
+            if is_word(close, "{") {
+                depth += 1;
+            } else if is_word(close, "}") {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            close += 1;
+        }
+        if close >= tokens.len() {
+            break;
+        }
+        let definition = Definition {
+            start: index,
+            end: close + 1,
+            body: open + 1..close,
+        };
+        found
+            .entry(name.text.as_str())
+            .and_modify(|twice| *twice = None)
+            .or_insert(Some(definition));
+        index = close + 1;
+    }
+    found
+        .into_iter()
+        .filter_map(|(name, definition)| Some((name, definition?)))
+        .collect()
+}
+
+/// Whether `tokens[at]` is where a command starts.
+fn starts_command(tokens: &[Spanned], at: usize) -> bool {
+    at == 0
+        || match &tokens[at - 1].token {
+            Token::Newline | Token::Semicolon | Token::And | Token::Or => true,
+            Token::Word(word) => ["then", "else", "do", "{"].iter().any(|k| word.is(k)),
+            _ => false,
+        }
+}
+
+/// A function's body as one call with `arguments` reads it.
+fn called(body: &[Spanned], arguments: &[String]) -> Vec<Spanned> {
+    let mut copy: Vec<Spanned> = body.to_vec();
+    for spanned in &mut copy {
+        if let Token::Word(word) = &mut spanned.token {
+            for position in (1..=9).rev() {
+                let value = arguments.get(position - 1).map_or("", String::as_str);
+                substitute(word, &position.to_string(), value);
+            }
+        }
+    }
+    // Variables the body sets once, from values now known.
+    let mut assigned: std::collections::BTreeMap<String, Option<String>> = Default::default();
+    for spanned in &copy {
+        if let Token::Word(word) = &spanned.token {
+            if is_assignment(word) {
+                let (name, value) = word.text.split_once('=').expect("an assignment");
+                let value = (!word.dynamic).then(|| value.to_owned());
+                assigned
+                    .entry(name.to_owned())
+                    .and_modify(|known| *known = None)
+                    .or_insert(value);
+            }
+        }
+    }
+    for spanned in &mut copy {
+        if let Token::Word(word) = &mut spanned.token {
+            for (name, value) in &assigned {
+                if let Some(value) = value {
+                    substitute(word, name, value);
+                }
+            }
+        }
+    }
+    copy
+}
+
 /// How many tokens unrolled loops may add to a script in all: real
 /// scripts loop over a handful of paths, and a hostile one cannot make the
 /// parser's work grow past this.
@@ -402,13 +653,7 @@ fn for_loop(tokens: &[Spanned], at: usize) -> Option<ForLoop<'_>> {
     };
     // `for` where a command starts.
     word(at).filter(|w| w.is("for"))?;
-    let starts_command = at == 0
-        || match &tokens[at - 1].token {
-            Token::Newline | Token::Semicolon | Token::And | Token::Or => true,
-            Token::Word(word) => ["then", "else", "do", "{"].iter().any(|k| word.is(k)),
-            _ => false,
-        };
-    if !starts_command {
+    if !starts_command(tokens, at) {
         return None;
     }
     let variable = word(at + 1).filter(|w| !w.dynamic && !w.quoted)?;
@@ -787,6 +1032,7 @@ fn classify(statement: &Statement, functions: &std::collections::BTreeSet<&str>)
         "ln" => return commands::symlink(&arguments),
         "ucf" | "cp" => return commands::copy(name, &arguments),
         "chown" => return commands::chown(&arguments),
+        "mkdir" => return commands::mkdir(&arguments),
         "chmod" => return commands::chmod(&arguments),
         _ => None,
     };

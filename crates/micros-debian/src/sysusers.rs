@@ -53,7 +53,12 @@ fn entry(line: &str) -> Option<Vec<Action>> {
                 Some(id) => match id.split_once(':') {
                     None => vec![user(Some(number(id)?), None)],
                     Some((uid, gid)) => {
-                        let uid = Some(number(uid)?);
+                        // `-:nogroup`: any uid, in an existing group
+                        // (openssh-server's sshd).
+                        let uid = match uid {
+                            "-" => None,
+                            uid => Some(number(uid)?),
+                        };
                         match number(gid) {
                             // A group of the user's name with that gid.
                             Some(gid) => vec![
@@ -190,6 +195,7 @@ mod tests {
                     uid: Some(100),
                     create_home: false,
                 },
+                user("svc", Some("nogroup"), None, None),
                 user("svc2", Some("nogroup"), Some(200), None),
                 Action::AddGroup {
                     name: "input".into(),
@@ -197,8 +203,8 @@ mod tests {
                 },
             ]
         );
-        // `-:group` names no uid: sysusers.d does not define it.
-        assert_eq!(parsed.skipped, ["u svc -:nogroup"]);
+        // `-:group`: any uid, that primary group (openssh-server's sshd).
+        assert_eq!(parsed.skipped, Vec::<String>::new());
     }
 
     #[test]

@@ -94,6 +94,7 @@ impl Declared {
                     let what = if *recursive { " and what is in it" } else { "" };
                     format!("sets the mode of {path}{what} to {mode:04o}")
                 }
+                Action::Directory { path, .. } => format!("makes the directory {path}"),
             })
             .collect()
     }

@@ -690,6 +690,25 @@ fn apply_declared(
             entry.mode = mode;
         }
     }
+    // `mkdir` in the scripts: directories in the image (those under /run
+    // and /tmp, which start empty, are the daemon's or tmpfiles.d's to make).
+    for package in declared.iter() {
+        for action in &package.actions {
+            let micros_debian::maintscript::Action::Directory { path: at, mode } = action else {
+                continue;
+            };
+            let at = path(at)?;
+            if tree.resolve(&at).is_none() && !declared::made_at_boot(&at.to_string()) {
+                tree.insert(
+                    at,
+                    Entry::directory(
+                        mode.unwrap_or(0o755),
+                        &format!("{} (mkdir in its scripts)", package.package),
+                    ),
+                )?;
+            }
+        }
+    }
     // `chown` and `chmod` in the scripts, on paths the package ships.
     for change in declared::ownership(declared, users) {
         let (declared::Ownership::Owner {

@@ -539,3 +539,39 @@ pub(super) fn chmod(arguments: &[&str]) -> Outcome {
 fn plain_path(text: &str) -> Option<String> {
     (!text.contains(['*', '?', '['])).then(|| path(text))?
 }
+
+/// `mkdir [-p] [-m OCTAL] PATH…`: directories (redis's `/var/log/redis`).
+pub(super) fn mkdir(arguments: &[&str]) -> Outcome {
+    let Some(line) = command_line(arguments, |option| match option {
+        "-p" | "--parents" | "-Z" | "-pZ" | "-v" => Some(false),
+        "-m" | "--mode" => Some(true),
+        _ => None,
+    }) else {
+        return Outcome::Unknown;
+    };
+    let mode = match line
+        .options
+        .iter()
+        .find(|(option, _)| matches!(*option, "-m" | "--mode"))
+    {
+        Some((_, Some(mode))) => match octal_mode(mode) {
+            Some(mode) => Some(mode),
+            None => return Outcome::Unknown,
+        },
+        _ => None,
+    };
+    let actions = (!line.operands.is_empty())
+        .then(|| {
+            line.operands
+                .iter()
+                .map(|target| {
+                    Some(Action::Directory {
+                        path: plain_path(target)?,
+                        mode,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()
+        })
+        .flatten();
+    actions.map_or(Outcome::Unknown, Outcome::Actions)
+}

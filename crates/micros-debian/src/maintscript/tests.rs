@@ -295,7 +295,7 @@ exit 0
 fn commands_that_do_something_else_are_listed_once_per_line() {
     let script = "chown -R foo:foo $(ls) \\
     /var/lib/foo
-mkdir -p /var/log/foo; chmod 750 /var/log/foo
+touch /var/log/foo; chmod 750 /var/log/foo
 adduser --system bar && lighty-enable-mod fastcgi
 echo hello > /etc/motd
 cat > /etc/foo.conf <<EOF
@@ -313,7 +313,7 @@ EOF
         parsed.skipped,
         [
             "chown -R foo:foo $(ls) /var/lib/foo",
-            "mkdir -p /var/log/foo; chmod 750 /var/log/foo",
+            "touch /var/log/foo; chmod 750 /var/log/foo",
             "adduser --system bar && lighty-enable-mod fastcgi",
             "echo hello > /etc/motd",
             "cat > /etc/foo.conf <<EOF",
@@ -418,7 +418,7 @@ fn unbalanced_quotes_cost_one_line() {
 fn a_huge_script_is_cut_and_says_so() {
     let mut script = String::from("addgroup --system first\n");
     while script.len() < 10 << 20 {
-        script.push_str("mkdir -p /b\n");
+        script.push_str("touch /b\n");
     }
     script.push_str("addgroup --system last\n");
     let parsed = parse(&script);
@@ -514,17 +514,29 @@ adduser --system $(whoami)
     );
     assert_eq!(
         parsed.actions,
-        [homed(with(
-            user("redis"),
-            None,
-            true,
-            Some("/var/lib/redis"),
-            None
-        ))]
+        [
+            homed(with(
+                user("redis"),
+                None,
+                true,
+                Some("/var/lib/redis"),
+                None
+            )),
+            // GROUP is USER's value.
+            Action::StatOverride {
+                user: "redis".into(),
+                group: "redisx".into(),
+                mode: 0o640,
+                path: "/etc/redis/redis.conf".into(),
+            },
+        ]
     );
-    // GROUP is itself a variable's value, `${GROUP}x` and TWICE unknown,
-    // `$(…)` never.
-    assert_eq!(parsed.skipped.len(), 3, "{:?}", parsed.skipped);
+    // TWICE is unknown, `$(…)` never.
+    assert_eq!(parsed.skipped.len(), 2, "{:?}", parsed.skipped);
+    // A variable given a static value and one from another variable is
+    // not known.
+    let parsed = parse("A=x\nB=y\nB=$A\nadduser --system $B\n");
+    assert!(parsed.actions.is_empty(), "{:?}", parsed.actions);
 }
 
 fn chown(
@@ -708,4 +720,86 @@ ucf \"$other\" /etc/two-sources
             "ucf \"$other\" /etc/two-sources",
         ]
     );
+}
+
+#[test]
+fn a_function_called_with_known_arguments_is_read_at_each_call() {
+    // redis-tools' postinst.
+    let parsed = parse(
+        "#!/bin/sh
+set -eu
+USER=\"redis\"
+Setup_dir () {
+\tDIR=\"${1}\"
+\tMODE=\"${2}\"
+\tGROUP=\"${3}\"
+
+\tmkdir -p ${DIR}
+
+\tif ! dpkg-statoverride --list ${DIR} >/dev/null 2>&1
+\tthen
+\t\tchown ${USER}:${GROUP} ${DIR}
+\t\tchmod ${MODE} ${DIR}
+\tfi
+}
+if [ \"$1\" = \"configure\" ]
+then
+\tadduser --system --home /var/lib/redis --quiet --group ${USER} || true
+\tSetup_dir /var/log/redis 2750 adm
+\tSetup_dir /var/lib/redis 750 ${USER}
+fi
+called_with_a_run_time_value() {
+\tmkdir -p \"$1\"
+}
+called_with_a_run_time_value \"$(pwd)\"
+",
+    );
+    let directory = |path: &str| Action::Directory {
+        path: path.into(),
+        mode: None,
+    };
+    let chmod = |path: &str, mode: u32| Action::Chmod {
+        path: path.into(),
+        mode,
+        recursive: false,
+    };
+    assert_eq!(
+        parsed.actions,
+        [
+            homed(with(
+                user("redis"),
+                None,
+                true,
+                Some("/var/lib/redis"),
+                None
+            )),
+            directory("/var/log/redis"),
+            chown("/var/log/redis", Some("redis"), Some("adm"), false, false),
+            chmod("/var/log/redis", 0o2750),
+            directory("/var/lib/redis"),
+            chown("/var/lib/redis", Some("redis"), Some("redis"), false, false),
+            chmod("/var/lib/redis", 0o750),
+        ]
+    );
+    // The other function is read where it stands, its $1 unknown.
+    assert_eq!(parsed.skipped, ["mkdir -p \"$1\""]);
+}
+
+#[test]
+fn directories() {
+    let parsed = parse("mkdir -p -m 0750 /var/lib/a /var/lib/b\nmkdir /etc/*.d\nmkdir -m u+x /c\n");
+    assert_eq!(
+        parsed.actions,
+        [
+            Action::Directory {
+                path: "/var/lib/a".into(),
+                mode: Some(0o750)
+            },
+            Action::Directory {
+                path: "/var/lib/b".into(),
+                mode: Some(0o750)
+            },
+        ]
+    );
+    assert_eq!(parsed.skipped.len(), 2);
 }
