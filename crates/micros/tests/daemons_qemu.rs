@@ -69,6 +69,13 @@ fn needs_network_and_qemu_mosquitto_runs_as_its_own_user_and_awk_is_mawk() {
     );
 }
 
+/// Asserts the console shows each marker, saying what it stands for.
+fn has_markers(console: &str, markers: &[(&str, &str)]) {
+    for (marker, what) in markers {
+        assert!(console.contains(marker), "{what}:\n{}", shown(console));
+    }
+}
+
 /// GETs `path` from 127.0.0.1:`port` over plain HTTP/1.0: the whole answer,
 /// or why there is none.
 fn http_get(port: u16, path: &str) -> Result<String, String> {
@@ -198,24 +205,25 @@ fn needs_network_and_qemu_mosquitto_module_checks_passwords() {
     build(dir.path(), "result");
     let boot = boot(dir.path(), &[], "MARKER-DONE", Duration::from_secs(300));
     let console = &boot.console;
-    for (marker, what) in [
-        ("LISTENERS-2", "the second listener, on 127.0.0.1 only"),
-        (
-            "ANONYMOUS-REFUSED",
-            "a client without a user name is refused",
-        ),
-        ("WRONG-REFUSED", "a wrong password is refused"),
-        (
-            "RECEIVED-MQTT-AUTH-OK",
-            "a user with its password publishes and subscribes",
-        ),
-        (
-            "PASSWD-mosquitto-600-0",
-            "the password file is hashed and the broker's alone",
-        ),
-    ] {
-        assert!(console.contains(marker), "{what}:\n{}", shown(console));
-    }
+    has_markers(
+        console,
+        &[
+            ("LISTENERS-2", "the second listener, on 127.0.0.1 only"),
+            (
+                "ANONYMOUS-REFUSED",
+                "a client without a user name is refused",
+            ),
+            ("WRONG-REFUSED", "a wrong password is refused"),
+            (
+                "RECEIVED-MQTT-AUTH-OK",
+                "a user with its password publishes and subscribes",
+            ),
+            (
+                "PASSWD-mosquitto-600-0",
+                "the password file is hashed and the broker's alone",
+            ),
+        ],
+    );
 }
 
 /// services.dnsmasq: a client on the gadget's network (a second NIC of the
@@ -389,21 +397,22 @@ fn needs_network_and_qemu_wifi_client_joins_the_access_point() {
     build(dir.path(), "result");
     let boot = boot(dir.path(), &[], "MARKER-DONE", Duration::from_secs(400));
     let console = &boot.console;
-    for (marker, what) in [
-        ("WIFI-wpa_state=COMPLETED", "the client is associated"),
-        ("WIFI-key_mgmt=WPA2-PSK", "with WPA2 and the passphrase"),
-        // wpa_cli escapes the quotes it prints.
-        (
-            r#"WIFI-ssid=micros \"test\""#,
-            "to the access point's network",
-        ),
-        (
-            "LEASE-192.168.10.",
-            "and has a lease from dnsmasq over the air",
-        ),
-    ] {
-        assert!(console.contains(marker), "{what}:\n{}", shown(console));
-    }
+    has_markers(
+        console,
+        &[
+            ("WIFI-wpa_state=COMPLETED", "the client is associated"),
+            ("WIFI-key_mgmt=WPA2-PSK", "with WPA2 and the passphrase"),
+            // wpa_cli escapes the quotes it prints.
+            (
+                r#"WIFI-ssid=micros \"test\""#,
+                "to the access point's network",
+            ),
+            (
+                "LEASE-192.168.10.",
+                "and has a lease from dnsmasq over the air",
+            ),
+        ],
+    );
 }
 
 /// services.cron: jobs from the configuration run on time, as their user.

@@ -103,6 +103,17 @@ fn project(extra: &str) -> ArchiveProject {
                 )
                 .file("./var/log/thingd/.placeholder", b"", 0o644)
                 .file(
+                    "./usr/lib/systemd/system/thingd.service",
+                    b"[Service]\nExecStart=/usr/sbin/thingd --foreground\n[Install]\nAlias=thing.service\n",
+                    0o644,
+                )
+                // Prepares thingd (as sshd-keygen.service does ssh.service).
+                .file(
+                    "./usr/lib/systemd/system/thingd-keys.service",
+                    b"[Unit]\nBefore=thing.service\n[Service]\nType=oneshot\nExecStart=/usr/sbin/thingd --make-keys\n[Install]\nWantedBy=thingd.service\n",
+                    0o644,
+                )
+                .file(
                     "./usr/lib/sysusers.d/thingd.conf",
                     b"# thingd's user\nu thingd 790 \"Thing daemon\" /var/lib/thingd\nm thingd mosquitto\n",
                     0o644,
@@ -118,6 +129,7 @@ fn project(extra: &str) -> ArchiveProject {
         &format!(
             r#"environment.packages = {{ mosquitto = true, mawk = true, thingd = true }},
     runit.services.mqtt = {{ command = "mosquitto -v", user = "mosquitto" }},
+    runit.services.thing.fromUnit = "thingd.service",
     {extra}"#
         ),
     )
@@ -259,6 +271,21 @@ fn package_users_alternatives_and_what_was_not_done() {
         owned("/var/lib/mosquitto").starts_with(&format!("drwxr-xr-x {uid}/0 ")),
         "{}",
         owned("/var/lib/mosquitto")
+    );
+    // The unit that prepares thingd's runs first, as root.
+    let run = cat(&project, "etc/sv/thing/run");
+    let keys = run
+        .find("/usr/sbin/thingd --make-keys || exit 1\n")
+        .unwrap_or_else(|| panic!("{run}"));
+    let main = run
+        .find("exec /usr/sbin/thingd --foreground")
+        .unwrap_or_else(|| panic!("{run}"));
+    assert!(keys < main, "{run}");
+    assert!(
+        stderr.contains(
+            "thingd-keys.service runs first, as root (it is Before= and WantedBy= thingd.service)"
+        ),
+        "{stderr}"
     );
     // The service runs as the package's user.
     let run = cat(&project, "etc/sv/mqtt/run");

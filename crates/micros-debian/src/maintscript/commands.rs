@@ -463,19 +463,10 @@ pub(super) fn copy(command: &str, arguments: &[&str]) -> Outcome {
 /// owner a package gives its files (redis's `/var/log/redis`). `-h` changes
 /// a link itself; MicrOS's links are root's either way.
 pub(super) fn chown(arguments: &[&str]) -> Outcome {
-    let Some(line) = command_line(arguments, |option| match option {
-        "-R" | "--recursive" | "-h" | "--no-dereference" | "-f" | "--quiet" | "--silent" | "-c"
-        | "-v" => Some(false),
-        _ => None,
-    }) else {
-        return Outcome::Unknown;
-    };
-    let recursive = line
-        .options
-        .iter()
-        .any(|(option, _)| matches!(*option, "-R" | "--recursive"));
-    let actions = match line.operands.split_first() {
-        Some((owner, paths)) if !paths.is_empty() => (|| {
+    on_paths(
+        arguments,
+        &["-h", "--no-dereference"],
+        |owner, path, recursive| {
             let (user, group) = match owner.split_once([':', '.']) {
                 Some(("", group)) => (None, Some(name(group)?)),
                 // `user:` is the user's login group.
@@ -483,31 +474,40 @@ pub(super) fn chown(arguments: &[&str]) -> Outcome {
                 Some((user, group)) => (Some(name(user)?), Some(name(group)?)),
                 None => (Some(name(owner)?), None),
             };
-            let own_group = owner.ends_with([':', '.']);
-            paths
-                .iter()
-                .map(|target| {
-                    Some(Action::Chown {
-                        path: plain_path(target)?,
-                        user: user.clone(),
-                        group: group.clone(),
-                        login_group: own_group,
-                        recursive,
-                    })
-                })
-                .collect::<Option<Vec<_>>>()
-        })(),
-        _ => None,
-    };
-    actions.map_or(Outcome::Unknown, Outcome::Actions)
+            Some(Action::Chown {
+                path,
+                user,
+                group,
+                login_group: owner.ends_with([':', '.']),
+                recursive,
+            })
+        },
+    )
 }
 
 /// `chmod [-R] MODE PATH…` with an octal mode (`chmod 750 /var/lib/redis`).
 /// Symbolic modes (`u+x`) depend on the file's mode before: not read.
 pub(super) fn chmod(arguments: &[&str]) -> Outcome {
-    let Some(line) = command_line(arguments, |option| match option {
-        "-R" | "--recursive" | "-f" | "--quiet" | "--silent" | "-c" | "-v" => Some(false),
-        _ => None,
+    on_paths(arguments, &[], |mode, path, recursive| {
+        Some(Action::Chmod {
+            path,
+            mode: octal_mode(mode)?,
+            recursive,
+        })
+    })
+}
+
+/// `COMMAND [-R] [options] FIRST PATH…` (chown, chmod): one action per
+/// path, made from FIRST, the path and whether `-R` was given; none at all
+/// if any is not understood.
+fn on_paths(
+    arguments: &[&str],
+    options: &[&str],
+    make: impl Fn(&str, String, bool) -> Option<Action>,
+) -> Outcome {
+    const COMMON: &[&str] = &["-R", "--recursive", "-f", "--quiet", "--silent", "-c", "-v"];
+    let Some(line) = command_line(arguments, |option| {
+        (COMMON.contains(&option) || options.contains(&option)).then_some(false)
     }) else {
         return Outcome::Unknown;
     };
@@ -516,19 +516,10 @@ pub(super) fn chmod(arguments: &[&str]) -> Outcome {
         .iter()
         .any(|(option, _)| matches!(*option, "-R" | "--recursive"));
     let actions = match line.operands.split_first() {
-        Some((mode, paths)) if !paths.is_empty() => (|| {
-            let mode = octal_mode(mode)?;
-            paths
-                .iter()
-                .map(|target| {
-                    Some(Action::Chmod {
-                        path: plain_path(target)?,
-                        mode,
-                        recursive,
-                    })
-                })
-                .collect::<Option<Vec<_>>>()
-        })(),
+        Some((first, paths)) if !paths.is_empty() => paths
+            .iter()
+            .map(|target| make(first, plain_path(target)?, recursive))
+            .collect::<Option<Vec<_>>>(),
         _ => None,
     };
     actions.map_or(Outcome::Unknown, Outcome::Actions)
