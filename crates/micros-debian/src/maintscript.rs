@@ -265,7 +265,7 @@ fn constants_substituted(mut tokens: Vec<Spanned>) -> Vec<Spanned> {
     // A value made only of known variables is known too; a few rounds
     // resolve chains (`A=x; B=$A; C=$B`).
     for _ in 0..4 {
-        let known: Vec<(String, String)> = constants
+        let known: BTreeMap<String, String> = constants
             .iter()
             .filter_map(|(name, value)| Some((name.clone(), value.clone()?)))
             .collect();
@@ -276,11 +276,12 @@ fn constants_substituted(mut tokens: Vec<Spanned>) -> Vec<Spanned> {
                 continue;
             }
             let mut word = value.clone();
-            for (other, other_value) in &known {
-                if other != name {
-                    substitute(&mut word, other, other_value);
-                }
-            }
+            expand(&mut word, |other| {
+                (other != name)
+                    .then(|| known.get(other))
+                    .flatten()
+                    .map(String::as_str)
+            });
             if !word.dynamic {
                 constants.insert(name.clone(), Some(word.text));
             }
@@ -301,10 +302,7 @@ fn constants_substituted(mut tokens: Vec<Spanned>) -> Vec<Spanned> {
         let Token::Word(word) = &mut spanned.token else {
             continue;
         };
-        for (name, value) in &constants {
-            let Some(value) = value else { continue };
-            substitute(word, name, value);
-        }
+        expand(word, |name| constants.get(name)?.as_deref());
     }
     tokens
 }
@@ -348,30 +346,54 @@ fn copy_into_variable(words: &[&Word]) -> Option<(String, String)> {
 /// `word` with `$name` and `${name}` replaced by `value`; no longer
 /// dynamic when nothing else in it is.
 fn substitute(word: &mut Word, name: &str, value: &str) {
+    expand(word, |asked| (asked == name).then_some(value));
+}
+
+/// `word` with each `$NAME`, `${NAME}` and `$1`…`$9` that `value_of`
+/// knows replaced by its value, in one pass over the text; no longer
+/// dynamic when nothing unknown is left. `$NAME` is the longest name
+/// there (`$USERx` is `USERx`, as in sh).
+fn expand<'v>(word: &mut Word, value_of: impl Fn(&str) -> Option<&'v str>) {
     if !word.dynamic {
         return;
     }
-    let mut text = word.text.replace(&format!("${{{name}}}"), value);
-    // `$NAME` only where the name ends there.
-    let plain = format!("${name}");
-    let mut out = String::new();
-    let mut rest = text.as_str();
-    while let Some(at) = rest.find(&plain) {
-        let after = &rest[at + plain.len()..];
+    let text = word.text.as_str();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
         out.push_str(&rest[..at]);
-        if after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
-            out.push_str(&plain);
+        let after = &rest[at + 1..];
+        let (name, next) = if let Some(inner) = after.strip_prefix('{') {
+            match inner.find('}') {
+                Some(close) => (&inner[..close], &inner[close + 1..]),
+                None => ("", after),
+            }
+        } else if after.starts_with(|c: char| c.is_ascii_digit()) {
+            (&after[..1], &after[1..])
+        } else if after.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            let length = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..length], &after[length..])
         } else {
-            out.push_str(value);
+            ("", after)
+        };
+        match (!name.is_empty()).then(|| value_of(name)).flatten() {
+            Some(value) => {
+                out.push_str(value);
+                rest = next;
+            }
+            None => {
+                out.push('$');
+                rest = after;
+            }
         }
-        rest = after;
     }
     out.push_str(rest);
-    text = out;
-    if !text.contains(['$', '`']) {
+    if !out.contains(['$', '`']) {
         word.dynamic = false;
     }
-    word.text = text;
+    word.text = out;
 }
 
 /// A function of the script called with arguments written out (redis's
@@ -386,19 +408,24 @@ fn functions_inlined(tokens: Vec<Spanned>) -> Vec<Spanned> {
     if definitions.is_empty() {
         return tokens;
     }
-    // Calls outside any function's body, each with its words.
-    let inside = |index: usize| {
-        definitions
-            .values()
-            .any(|d| (d.start..d.end).contains(&index))
-    };
+    // Which tokens are in a function's definition, and where each starts.
+    let mut inside = vec![false; tokens.len()];
+    let mut starts: BTreeMap<usize, &str> = BTreeMap::new();
+    for (name, definition) in &definitions {
+        inside[definition.start..definition.end].fill(true);
+        starts.insert(definition.start, name);
+    }
+    // Calls, each with its words.
     let mut calls: BTreeMap<usize, (&str, Vec<String>, usize)> = BTreeMap::new();
     let mut inlinable: BTreeMap<&str, bool> = definitions.keys().map(|n| (*n, true)).collect();
     for (index, spanned) in tokens.iter().enumerate() {
         let Token::Word(word) = &spanned.token else {
             continue;
         };
-        let Some(name) = definitions.keys().find(|name| word.is(name)) else {
+        let Some((&name, _)) = definitions
+            .get_key_value(word.text.as_str())
+            .filter(|_| word.is(&word.text))
+        else {
             continue;
         };
         if !starts_command(&tokens, index)
@@ -408,7 +435,7 @@ fn functions_inlined(tokens: Vec<Spanned>) -> Vec<Spanned> {
         }
         let mut end = index + 1;
         let mut arguments = Vec::new();
-        let mut known = !inside(index);
+        let mut known = !inside[index];
         while let Some(Token::Word(argument)) = tokens.get(end).map(|t| &t.token) {
             known &= !argument.dynamic;
             arguments.push(argument.text.clone());
@@ -426,19 +453,18 @@ fn functions_inlined(tokens: Vec<Spanned>) -> Vec<Spanned> {
         }
     }
     // A function nobody calls is read where it stands.
+    let called_names: std::collections::BTreeSet<&str> =
+        calls.values().map(|(name, _, _)| *name).collect();
     for (name, inline) in inlinable.iter_mut() {
-        *inline &= calls.values().any(|(called, _, _)| called == name);
+        *inline &= called_names.contains(name);
     }
     let mut budget = MAX_UNROLLED;
     let mut out = Vec::with_capacity(tokens.len());
     let mut index = 0;
     while index < tokens.len() {
-        if let Some((name, definition)) = definitions
-            .iter()
-            .find(|(name, d)| d.start == index && inlinable[**name])
-        {
-            let _ = name;
-            index = definition.end;
+        // The definition of a function read at its calls instead.
+        if let Some(name) = starts.get(&index).filter(|name| inlinable[**name]) {
+            index = definitions[name].end;
             continue;
         }
         if let Some((name, arguments, end)) = calls.get(&index) {
@@ -546,10 +572,10 @@ fn called(body: &[Spanned], arguments: &[String]) -> Vec<Spanned> {
     let mut copy: Vec<Spanned> = body.to_vec();
     for spanned in &mut copy {
         if let Token::Word(word) = &mut spanned.token {
-            for position in (1..=9).rev() {
-                let value = arguments.get(position - 1).map_or("", String::as_str);
-                substitute(word, &position.to_string(), value);
-            }
+            expand(word, |name| {
+                let position: usize = name.parse().ok().filter(|p| (1..=9).contains(p))?;
+                Some(arguments.get(position - 1).map_or("", String::as_str))
+            });
         }
     }
     // Variables the body sets once, from values now known.
@@ -568,11 +594,7 @@ fn called(body: &[Spanned], arguments: &[String]) -> Vec<Spanned> {
     }
     for spanned in &mut copy {
         if let Token::Word(word) = &mut spanned.token {
-            for (name, value) in &assigned {
-                if let Some(value) = value {
-                    substitute(word, name, value);
-                }
-            }
+            expand(word, |name| assigned.get(name)?.as_deref());
         }
     }
     copy
@@ -597,11 +619,12 @@ fn loops_unrolled(tokens: Vec<Spanned>) -> Vec<Spanned> {
 }
 
 fn unroll(tokens: &[Spanned], budget: &mut usize, depth: usize) -> Vec<Spanned> {
+    let done = matching_done(tokens);
     let mut out = Vec::with_capacity(tokens.len());
     let mut index = 0;
     while index < tokens.len() {
         if depth < MAX_LOOP_DEPTH {
-            if let Some(found) = for_loop(tokens, index) {
+            if let Some(found) = for_loop(tokens, &done, index) {
                 let cost = found.values.len().saturating_mul(found.body.len());
                 if cost <= *budget {
                     *budget -= cost;
@@ -645,8 +668,27 @@ struct ForLoop<'t> {
     next: usize,
 }
 
+/// For each `do`, the index of the `done` that closes it, found in one
+/// pass (so reading loops stays linear however they nest or fail to close).
+fn matching_done(tokens: &[Spanned]) -> Vec<Option<usize>> {
+    let mut done = vec![None; tokens.len()];
+    let mut open = Vec::new();
+    for (index, spanned) in tokens.iter().enumerate() {
+        if let Token::Word(word) = &spanned.token {
+            if word.is("do") {
+                open.push(index);
+            } else if word.is("done") {
+                if let Some(start) = open.pop() {
+                    done[start] = Some(index);
+                }
+            }
+        }
+    }
+    done
+}
+
 /// The loop starting at `tokens[at]`, if it is one whose words are known.
-fn for_loop(tokens: &[Spanned], at: usize) -> Option<ForLoop<'_>> {
+fn for_loop<'t>(tokens: &'t [Spanned], done: &[Option<usize>], at: usize) -> Option<ForLoop<'t>> {
     let word = |index: usize| match tokens.get(index).map(|t| &t.token) {
         Some(Token::Word(word)) => Some(word),
         _ => None,
@@ -686,28 +728,13 @@ fn for_loop(tokens: &[Spanned], at: usize) -> Option<ForLoop<'_>> {
         index += 1;
     }
     word(index).filter(|w| w.is("do"))?;
-    let body_start = index + 1;
-    let mut depth = 1usize;
-    index = body_start;
-    while let Some(spanned) = tokens.get(index) {
-        if let Token::Word(word) = &spanned.token {
-            if word.is("do") {
-                depth += 1;
-            } else if word.is("done") {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(ForLoop {
-                        variable: &variable.text,
-                        values,
-                        body: &tokens[body_start..index],
-                        next: index + 1,
-                    });
-                }
-            }
-        }
-        index += 1;
-    }
-    None
+    let end = done[index]?;
+    Some(ForLoop {
+        variable: &variable.text,
+        values,
+        body: &tokens[index + 1..end],
+        next: end + 1,
+    })
 }
 
 /// The first [`MAX_SCRIPT`] bytes of `text`, cut after a whole line (a

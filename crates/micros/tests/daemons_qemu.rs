@@ -6,12 +6,15 @@ use std::time::Duration;
 mod support;
 use support::{boot, build, project, shown};
 
-/// mosquitto (its postinst makes the `mosquitto` user it drops privileges
-/// to; its systemd unit says how to run it) and mawk (its postinst makes it
-/// `awk`), with a probe that publishes and receives a message.
+/// The issue's system: mosquitto (its postinst makes the `mosquitto` user
+/// it drops privileges to; its systemd unit says how to run it), lighttpd
+/// (by its module), python3-minimal and mawk (its postinst makes it `awk`),
+/// with a probe that publishes and receives a message and fetches a page.
 const DAEMONS: &str = r#"  {
     networking.hostName = "daemons",
-    environment.packages = { mosquitto = true, mosquitto-clients = true, mawk = true },
+    environment.packages = { mosquitto = true, mosquitto-clients = true, mawk = true, python3-minimal = true },
+    services.lighttpd.enable = true,
+    environment.files."/var/www/html/index.html".text = "LIGHTTPD-PAGE\n",
     # Debian's own unit, converted: ExecStartPre makes its directories,
     # ExecStart runs it with the package's configuration.
     runit.services.mosquitto = {
@@ -20,9 +23,11 @@ const DAEMONS: &str = r#"  {
     },
     runit.services.probe = {
       oneshot = true,
-      after = ["mosquitto"],
+      after = ["mosquitto", "lighttpd"],
       command = micros.lib.shell.command ["sh", "-c", m%"
         echo "USER-$(stat -c %U /proc/$(pidof mosquitto))"
+        echo "HTTP-$(wget -q -O - http://127.0.0.1/)"
+        echo "PYTHON-$(python3 -c 'print(6 * 7)')"
         echo "AWK-$(readlink /usr/bin/awk)-$(echo 2 3 | awk '{ print $1 * $2 }')"
         mosquitto_sub -h 127.0.0.1 -t micros/test -C 1 > /tmp/received &
         sleep 2
@@ -67,6 +72,12 @@ fn needs_network_and_qemu_mosquitto_runs_as_its_own_user_and_awk_is_mawk() {
         "a message published to mosquitto reaches a subscriber:\n{}",
         shown(console)
     );
+    assert!(
+        console.contains("HTTP-LIGHTTPD-PAGE"),
+        "lighttpd serves its page beside mosquitto:\n{}",
+        shown(console)
+    );
+    assert!(console.contains("PYTHON-42"), "{}", shown(console));
 }
 
 /// Asserts the console shows each marker, saying what it stands for.
