@@ -279,18 +279,28 @@ fn fnv1a(bytes: &[u8]) -> u32 {
     })
 }
 
+/// The uid of a user the image has (root's is 0 whatever `users` says).
+fn uid_of(users: &Users, name: &str) -> Option<u32> {
+    match name {
+        "root" => Some(0),
+        _ => users.users.get(name).map(|u| u.uid),
+    }
+}
+
+/// The gid of a group the image has (root's is 0).
+fn gid_of(users: &Users, name: &str) -> Option<u32> {
+    match name {
+        "root" => Some(0),
+        _ => users.groups.get(name).map(|g| g.gid),
+    }
+}
+
 /// `dpkg-statoverride --add USER GROUP MODE PATH` as (path, uid, gid,
 /// mode), for users and groups `users` knows (others are left out: the
 /// path keeps the package's owner).
 pub fn stat_overrides(declared: &[Declared], users: &Users) -> Vec<(String, u32, u32, u32)> {
-    let uid = |name: &str| match name {
-        "root" => Some(0),
-        _ => users.users.get(name).map(|u| u.uid),
-    };
-    let gid = |name: &str| match name {
-        "root" => Some(0),
-        _ => users.groups.get(name).map(|g| g.gid),
-    };
+    let uid = |name: &str| uid_of(users, name);
+    let gid = |name: &str| gid_of(users, name);
     declared
         .iter()
         .flat_map(|d| &d.actions)
@@ -338,9 +348,9 @@ pub fn ownership(declared: &mut [Declared], users: &Users) -> Vec<Ownership> {
                     login_group,
                     recursive,
                 } => {
+                    // Some(None): the owner is left as it is.
                     let uid = match user {
-                        Some(name) if name == "root" => Some(Some(0)),
-                        Some(name) => users.users.get(name.as_str()).map(|u| Some(u.uid)),
+                        Some(name) => uid_of(users, name).map(Some),
                         None => Some(None),
                     };
                     let login = user
@@ -349,8 +359,7 @@ pub fn ownership(declared: &mut [Declared], users: &Users) -> Vec<Ownership> {
                         .and_then(|name| users.users.get(name))
                         .map(|user| user.group.to_string());
                     let gid = match group.as_deref().or(login.as_deref()) {
-                        Some("root") => Some(Some(0)),
-                        Some(name) => users.groups.get(name).map(|g| Some(g.gid)),
+                        Some(name) => gid_of(users, name).map(Some),
                         None => Some(None),
                     };
                     match (uid, gid) {

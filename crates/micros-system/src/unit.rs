@@ -706,6 +706,7 @@ pub fn resolve(
             }
         }
         let mut first = Vec::new();
+        let answers_to = names(unit, &text);
         for companion in unit_names {
             if companion == unit {
                 continue;
@@ -713,7 +714,7 @@ pub fn resolve(
             let Some(companion_text) = read_unit(companion) else {
                 continue;
             };
-            if !prepares(&companion_text, unit, &text) {
+            if !prepares(&companion_text, &answers_to) {
                 continue;
             }
             match companion_commands(name, companion, &companion_text, &converted) {
@@ -750,12 +751,12 @@ fn names(unit: &str, text: &str) -> Vec<String> {
     names
 }
 
-/// Whether the unit `text` is a one-shot that orders itself before
-/// `unit` (or an alias of it) and is wanted by it.
-fn prepares(text: &str, unit: &str, unit_text: &str) -> bool {
-    let names = names(unit, unit_text);
+/// Whether the unit `text` is a one-shot that orders itself before one
+/// of `names` (a unit's own and its aliases) and is wanted by it.
+fn prepares(text: &str, names: &[String]) -> bool {
+    let directives = directives(text);
     let listed = |section: &str, keys: &[&str]| {
-        directives(text).iter().any(|d| {
+        directives.iter().any(|d| {
             d.section == section
                 && keys.contains(&d.key.as_str())
                 && d.value
@@ -763,7 +764,7 @@ fn prepares(text: &str, unit: &str, unit_text: &str) -> bool {
                     .any(|v| names.iter().any(|n| n == v))
         })
     };
-    let oneshot = directives(text)
+    let oneshot = directives
         .iter()
         .any(|d| d.section == "Service" && d.key == "Type" && d.value == "oneshot");
     oneshot && listed("Unit", &["Before"]) && listed("Install", &["WantedBy", "RequiredBy"])
