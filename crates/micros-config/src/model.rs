@@ -162,6 +162,10 @@ pub struct Boot {
     pub console: Vec<String>,
     pub initrd: Initrd,
     pub kernel_modules: Set,
+    /// Modules (or directories of the kernel's module tree, keys holding
+    /// `/`) put in the root and loaded when a device needs them.
+    pub available_kernel_modules: Set,
+    pub blacklisted_kernel_modules: Set,
     pub root: String,
     pub root_wait: u32,
     pub overlay: Overlay,
@@ -318,6 +322,27 @@ pub struct FileSystem {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Hardware {
     pub raspberry_pi: RaspberryPi,
+    /// Whether devices' modules are loaded for them (coldplug and hotplug).
+    pub autoload: bool,
+    /// Debian firmware packages, by name: which of their files go into
+    /// `/usr/lib/firmware`.
+    pub firmware: BTreeMap<String, FirmwareFiles>,
+}
+
+/// Which files of a firmware package the image takes: of those the image's
+/// kernel modules can ask for (their `firmware=` entries), all, none, or
+/// those matching the patterns (`brcm/brcmfmac43430-sdio.*`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum FirmwareFiles {
+    All(bool),
+    Matching(Vec<String>),
+}
+
+impl FirmwareFiles {
+    pub fn is_enabled(&self) -> bool {
+        !matches!(self, FirmwareFiles::All(false))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -109,9 +109,16 @@ fn interfaces_become_services() {
     .config;
     let dhcp = &config.runit.services["dhcp-eth0"];
     assert!(dhcp.enable);
-    assert_eq!(
-        dhcp.command.as_deref().unwrap(),
-        "udhcpc -f -i eth0 -s /etc/micros/udhcpc -x hostname:box -t 3 -T 2 -A 5"
+    // It waits for its interface (a driver loaded for a USB adapter may
+    // bring it after the services start), then runs udhcpc in its place.
+    let command = dhcp.command.as_deref().unwrap();
+    assert!(command.starts_with("sh -c '"), "{command}");
+    assert!(command.contains("while [ ! -e /sys/class/net/eth0 ]"), "{command}");
+    assert!(
+        command.ends_with(
+            " && exec udhcpc -f -i eth0 -s /etc/micros/udhcpc -x hostname:box -t 3 -T 2 -A 5'"
+        ),
+        "{command}"
     );
     let hook = config.environment.etc["micros/udhcpc"]
         .text

@@ -1,6 +1,7 @@
 //! `/init` in a MicrOS initrd: mount the pseudo filesystems, load the
 //! modules the root needs, find the root device, mount the squashfs
-//! read-only under a writable overlay, and hand over to runit.
+//! read-only under a writable overlay, and hand over to runit. Run as any
+//! other process, it loads modules for devices instead (autoload.rs).
 //!
 //! PID 1 must never exit: every failure goes through [`fail`], which prints
 //! one line on the console and then reboots after a delay, or starts a shell
@@ -14,6 +15,7 @@
 
 extern crate alloc;
 
+mod autoload;
 mod sys;
 
 use alloc::borrow::ToOwned;
@@ -42,6 +44,11 @@ macro_rules! say {
 }
 
 fn main() -> ! {
+    // The same binary loads modules for devices in the running system
+    // (`micros-init coldplug`, `micros-init hotplug`): see autoload.rs.
+    if sys::process_id() != 1 {
+        autoload::run(&sys::arguments());
+    }
     match stage1() {
         Err(reason) => fail(&reason),
         Ok(never) => match never {},

@@ -48,6 +48,10 @@ mod number {
         pub const UNLINKAT: usize = 263;
         pub const FINIT_MODULE: usize = 313;
         pub const STATX: usize = 332;
+        pub const GETPID: usize = 39;
+        pub const SOCKET: usize = 41;
+        pub const BIND: usize = 49;
+        pub const EXIT_GROUP: usize = 231;
     }
     #[cfg(target_arch = "arm")]
     mod table {
@@ -73,6 +77,10 @@ mod number {
         pub const UNLINKAT: usize = 328;
         pub const FINIT_MODULE: usize = 379;
         pub const STATX: usize = 397;
+        pub const GETPID: usize = 20;
+        pub const SOCKET: usize = 281;
+        pub const BIND: usize = 282;
+        pub const EXIT_GROUP: usize = 248;
         pub const CLOCK_GETTIME: usize = 403; // clock_gettime64
         pub const CLOCK_NANOSLEEP: usize = 407; // clock_nanosleep_time64
     }
@@ -101,6 +109,10 @@ mod number {
         pub const MMAP: usize = 222;
         pub const FINIT_MODULE: usize = 273;
         pub const STATX: usize = 291;
+        pub const GETPID: usize = 172;
+        pub const SOCKET: usize = 198;
+        pub const BIND: usize = 200;
+        pub const EXIT_GROUP: usize = 94;
     }
     pub use table::*;
     /// Calls added since Linux 5.1 have one number on every architecture.
@@ -210,6 +222,8 @@ core::arch::global_asm!(
 
 /// The environment the kernel gave PID 1 (`envp`), for [`execv`].
 static ENVIRONMENT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+/// The initial stack (`argc`, then `argv`), for [`arguments`].
+static STACK: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
 #[no_mangle]
 extern "C" fn micros_init_start(stack: *const usize) -> ! {
@@ -217,7 +231,82 @@ extern "C" fn micros_init_start(stack: *const usize) -> ! {
     // null, then the environment's pointers.
     let environment = unsafe { stack.add(1 + *stack + 1) };
     ENVIRONMENT.store(environment as usize, core::sync::atomic::Ordering::Relaxed);
+    STACK.store(stack as usize, core::sync::atomic::Ordering::Relaxed);
     crate::main()
+}
+
+/// The program's arguments (`argv`), lossily as text.
+pub fn arguments() -> Vec<String> {
+    let stack = STACK.load(core::sync::atomic::Ordering::Relaxed) as *const usize;
+    if stack.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: the kernel's initial stack, as in `micros_init_start`: argc,
+    // then argc pointers to NUL-terminated strings, which live as long as
+    // the process.
+    unsafe {
+        (0..*stack)
+            .map(|i| {
+                let start = *stack.add(1 + i) as *const u8;
+                let mut length = 0;
+                while *start.add(length) != 0 {
+                    length += 1;
+                }
+                String::from_utf8_lossy(core::slice::from_raw_parts(start, length)).into_owned()
+            })
+            .collect()
+    }
+}
+
+/// This process's ID: 1 for the initrd's `/init`.
+pub fn process_id() -> usize {
+    call(number::GETPID, [0; 6]).unwrap_or(0)
+}
+
+/// Ends the process (a tool run, never PID 1).
+pub fn exit(code: i32) -> ! {
+    let _ = call(number::EXIT_GROUP, [code as usize, 0, 0, 0, 0, 0]);
+    loop {
+        sleep(Duration::from_secs(3600));
+    }
+}
+
+/// A socket that receives the kernel's uevents (`NETLINK_KOBJECT_UEVENT`,
+/// multicast group 1): what udev listens to. Read it with [`File::read`],
+/// one event per read.
+pub fn uevent_socket() -> Result<File> {
+    const AF_NETLINK: usize = 16;
+    const SOCK_DGRAM: usize = 2;
+    const NETLINK_KOBJECT_UEVENT: usize = 15;
+    let fd = call(
+        number::SOCKET,
+        [
+            AF_NETLINK,
+            SOCK_DGRAM | O_CLOEXEC,
+            NETLINK_KOBJECT_UEVENT,
+            0,
+            0,
+            0,
+        ],
+    )?;
+    let socket = File(fd as i32);
+    // struct sockaddr_nl: family (u16), padding (u16), port ID (u32: 0 lets
+    // the kernel choose), groups (u32).
+    let mut address = [0u8; 12];
+    address[0..2].copy_from_slice(&(AF_NETLINK as u16).to_ne_bytes());
+    address[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    call(
+        number::BIND,
+        [
+            socket.0 as usize,
+            address.as_ptr() as usize,
+            address.len(),
+            0,
+            0,
+            0,
+        ],
+    )?;
+    Ok(socket)
 }
 
 /// An error number from the kernel.
@@ -330,6 +419,30 @@ impl File {
 
     pub fn open_for_writing(path: &str) -> Result<File> {
         open_flags(path, O_WRONLY)
+    }
+
+    /// Opens `path` for appending, creating it (mode 0644) if missing.
+    pub fn open_for_appending(path: &str) -> Result<File> {
+        const O_CREAT: usize = 0o100;
+        const O_APPEND: usize = 0o2000;
+        let path = c_string(path)?;
+        let fd = call(
+            number::OPENAT,
+            [
+                AT_FDCWD,
+                path.as_ptr() as usize,
+                O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                0o644,
+                0,
+                0,
+            ],
+        )?;
+        Ok(File(fd as i32))
+    }
+
+    /// Writes all of `bytes`.
+    pub fn write_all(&self, bytes: &[u8]) -> Result<()> {
+        write_all(self.0, bytes)
     }
 
     /// Reads into `buffer`; 0 at the end.

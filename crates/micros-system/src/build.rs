@@ -292,6 +292,9 @@ struct Unpacked {
     kernel_tree: Tree,
     /// raspi-firmware's files; it goes onto the Pi's boot partition.
     firmware_tree: Tree,
+    /// `hardware.firmware`'s packages: the root takes the files its
+    /// modules can ask for.
+    hardware_firmware: crate::hardware::FirmwarePackages,
     /// The root's packages: name and decompressed data tar.
     data: Vec<(String, PathBuf)>,
     /// What the root's packages' maintainer scripts declare, by package.
@@ -307,6 +310,7 @@ fn unpack(
 ) -> Result<Unpacked, BuildError> {
     let mut kernel_tree = Tree::new();
     let mut firmware_tree = Tree::new();
+    let mut hardware_firmware = crate::hardware::FirmwarePackages::new();
     let mut data = Vec::new();
     let mut declared = BTreeMap::new();
     for (package, deb) in pair(lock, debs)? {
@@ -318,6 +322,20 @@ fn unpack(
                 &mut firmware_tree,
                 UnpackOptions { merged_usr: true },
             )?;
+        } else if config
+            .hardware
+            .firmware
+            .get(&package.name)
+            .is_some_and(|files| files.is_enabled())
+        {
+            let mut tree = Tree::new();
+            unpack_tar(
+                &package.name,
+                &tar,
+                &mut tree,
+                UnpackOptions { merged_usr: true },
+            )?;
+            hardware_firmware.insert(package.name.clone(), tree);
         } else if package.name.starts_with("linux-image-") {
             unpack_tar(
                 &package.name,
@@ -341,6 +359,7 @@ fn unpack(
         kernel,
         kernel_tree,
         firmware_tree,
+        hardware_firmware,
         data,
         declared,
     })
@@ -413,7 +432,13 @@ pub fn root_tree(
     let config_dir = config_path.parent().unwrap_or(Path::new("."));
     let unpacked = unpack(config, lock, debs, cache)?;
     let packages = as_packages(&unpacked.data, &unpacked.declared);
-    let assembled = rootfs::assemble(config, config_dir, &packages, &unpacked.kernel)?;
+    let assembled = rootfs::assemble(
+        config,
+        config_dir,
+        &packages,
+        &unpacked.kernel,
+        &unpacked.hardware_firmware,
+    )?;
     Ok((
         assembled.tree,
         unpacked.data.into_iter().map(|(name, _)| name).collect(),
@@ -484,7 +509,13 @@ fn write_artifacts(
     }
     if all || attribute == Attribute::Squashfs {
         let packages = as_packages(data, &unpacked.declared);
-        let assembled = rootfs::assemble(config, config_dir, &packages, kernel)?;
+        let assembled = rootfs::assemble(
+            config,
+            config_dir,
+            &packages,
+            kernel,
+            &unpacked.hardware_firmware,
+        )?;
         warnings = assembled.warnings;
         not_understood = assembled
             .declared

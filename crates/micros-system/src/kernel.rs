@@ -132,6 +132,29 @@ impl Kernel {
     /// `requested` with everything they need, in load order, reading only
     /// the modules involved (a generic kernel has thousands).
     pub fn load_order(&self, requested: &[String]) -> Result<Vec<String>, KernelError> {
+        Ok(self
+            .index(requested)?
+            .load_order(requested, &self.builtin)?)
+    }
+
+    /// The names of the modules under `kernel/<dir>/` of the module tree
+    /// (`drivers/net/usb`), sorted.
+    pub fn modules_in(&self, dir: &str) -> Vec<String> {
+        let prefix = format!(
+            "/usr/lib/modules/{}/kernel/{}/",
+            self.version,
+            dir.trim_matches('/')
+        );
+        self.modules
+            .iter()
+            .filter(|(_, file)| file.path.to_string().starts_with(&prefix))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// The metadata of `requested` and of everything they need (modules
+    /// the kernel lacks or has built in are left out).
+    pub fn index(&self, requested: &[String]) -> Result<ModuleIndex, KernelError> {
         let mut infos: BTreeMap<String, ModInfo> = BTreeMap::new();
         let mut queue: Vec<String> = requested.iter().map(|n| n.replace('-', "_")).collect();
         while let Some(name) = queue.pop() {
@@ -151,7 +174,7 @@ impl Kernel {
             );
             infos.insert(name, info);
         }
-        Ok(ModuleIndex::new(infos.into_values()).load_order(requested, &self.builtin)?)
+        Ok(ModuleIndex::new(infos.into_values()))
     }
 }
 

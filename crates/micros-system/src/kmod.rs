@@ -16,6 +16,9 @@ pub struct ModInfo {
     pub soft_pre: Vec<String>,
     pub soft_post: Vec<String>,
     pub aliases: Vec<String>,
+    /// Firmware files it may ask for, relative to `/lib/firmware`; may
+    /// hold fnmatch patterns (`brcm/brcmfmac*-sdio.*.bin`).
+    pub firmware: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,6 +37,14 @@ pub enum KmodError {
     },
     #[error("kernel modules depend on each other in a cycle: {0}")]
     Cycle(String),
+}
+
+/// Whether an alias names a device (`pci:v…`, `usb:v…`, `of:N*T*C…`,
+/// `acpi*:…`), which a device's `modalias` can match, rather than a
+/// filesystem, protocol or device node the kernel asks for by name
+/// (`fs-erofs`, `net-pf-10`, `devname:net/tun`, `char-major-10-200`).
+pub fn is_device_alias(alias: &str) -> bool {
+    alias.contains(':') && !alias.starts_with("devname:") && !alias.contains(char::is_whitespace)
 }
 
 /// The name a module file has: `crc32c-intel.ko.xz` → `crc32c_intel`.
@@ -96,6 +107,7 @@ pub fn modinfo(module: &str, elf: &[u8]) -> Result<ModInfo, KmodError> {
                     .map(|d| d.replace('-', "_")),
             ),
             "alias" => info.aliases.push(value.to_owned()),
+            "firmware" => info.firmware.push(value.to_owned()),
             "softdep" => {
                 let mut target = None;
                 for word in value.split_whitespace() {
@@ -277,12 +289,19 @@ impl ModuleIndex {
     }
 }
 
+/// A minimal ELF64 little-endian file with one `.modinfo` section holding
+/// `modinfo`'s `;`-separated entries, for tests.
+#[cfg(test)]
+pub(crate) fn test_elf(modinfo: &str) -> Vec<u8> {
+    tests::elf(modinfo)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// A minimal ELF64 little-endian file with one `.modinfo` section.
-    fn elf(modinfo: &str) -> Vec<u8> {
+    pub(super) fn elf(modinfo: &str) -> Vec<u8> {
         let names = b"\0.modinfo\0.shstrtab\0";
         let data = modinfo.replace(';', "\0");
         let mut out = vec![0u8; 64];
@@ -314,13 +333,14 @@ mod tests {
 
     #[test]
     fn reads_modinfo() {
-        let bytes = elf("alias=fs-erofs;depends=libcrc32c,netfs;softdep=pre: crc32c post: zlib-deflate;name=erofs;vermagic=6.12");
+        let bytes = elf("alias=fs-erofs;depends=libcrc32c,netfs;softdep=pre: crc32c post: zlib-deflate;name=erofs;firmware=brcm/brcmfmac*-sdio.*.bin;vermagic=6.12");
         let info = modinfo("kernel/fs/erofs/erofs.ko", &bytes).unwrap();
         assert_eq!(info.name, "erofs");
         assert_eq!(info.depends, ["libcrc32c", "netfs"]);
         assert_eq!(info.soft_pre, ["crc32c"]);
         assert_eq!(info.soft_post, ["zlib_deflate"]);
         assert_eq!(info.aliases, ["fs-erofs"]);
+        assert_eq!(info.firmware, ["brcm/brcmfmac*-sdio.*.bin"]);
         assert!(matches!(
             modinfo(
                 "x.ko",
@@ -328,6 +348,29 @@ mod tests {
             ),
             Err(KmodError::NotElf { .. })
         ));
+    }
+
+    #[test]
+    fn device_aliases() {
+        for alias in [
+            "pci:v000015ADd000007B0sv*sd*bc*sc*i*",
+            "usb:v0424pEC00d*",
+            "of:N*T*Cbrcm,bcm2835-usb",
+            "acpi*:BCM2E00:*",
+            "scsi:t-0x00*",
+        ] {
+            assert!(is_device_alias(alias), "{alias}");
+        }
+        for alias in [
+            "fs-erofs",
+            "net-pf-10",
+            "devname:net/tun",
+            "char-major-10-200",
+            "crypto-ccm",
+            "dmi*:svnA B:*",
+        ] {
+            assert!(!is_device_alias(alias), "{alias}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod build;
 pub mod declared;
 pub mod glob;
+pub mod hardware;
 pub mod init;
 pub mod initrd;
 pub mod kernel;

@@ -48,7 +48,9 @@ fn source(origin: &str, packages: &[&str]) -> String {
     if packages.contains(&origin) {
         origin.to_owned()
     } else if origin.starts_with("kernel module ") {
-        "kernel modules (boot.kernelModules)".to_owned()
+        "kernel modules".to_owned()
+    } else if origin.starts_with("firmware for ") {
+        "firmware (hardware.firmware)".to_owned()
     } else {
         match origin.split(' ').next().unwrap_or(origin) {
             "micros" => "MicrOS: generated files".to_owned(),
@@ -346,7 +348,7 @@ mod tests {
             [
                 ("libc6", 3000, 2),
                 ("busybox-static", 2500, 1),
-                ("kernel modules (boot.kernelModules)", 400, 1),
+                ("kernel modules", 400, 1),
                 ("MicrOS: generated files", 100, 1),
                 ("MicrOS: environment.etc", 10, 1),
             ]

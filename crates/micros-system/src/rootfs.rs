@@ -175,14 +175,15 @@ fn file(text: impl Into<Vec<u8>>, mode: u32, origin: &str) -> Entry {
     Entry::file(Content::bytes(text), mode, origin)
 }
 
-/// Builds the root tree. Kernel packages are not unpacked into it; the
-/// modules of `boot.kernelModules` (with their dependencies) are copied
-/// from `kernel`.
+/// Builds the root tree. Kernel and firmware packages are not unpacked
+/// into it: the modules and firmware `hardware::select` chooses are copied
+/// from `kernel` and `firmware`.
 pub fn assemble(
     config: &Config,
     config_dir: &Path,
     packages: &[Package<'_>],
     kernel: &Kernel,
+    firmware: &crate::hardware::FirmwarePackages,
 ) -> Result<Assembled, RootfsError> {
     let mut tree = Tree::new();
     for package in packages {
@@ -429,11 +430,10 @@ pub fn assemble(
         )?;
     }
 
-    // Kernel modules loaded by runit's stage 1.
-    let requested: Vec<String> = enabled(&config.boot.kernel_modules)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    // Kernel modules: those loaded at every boot by runit's stage 1, and
+    // those loaded for devices (coldplug in stage 1, then hotplug).
+    let selection = crate::hardware::select(config, kernel, firmware)?;
+    crate::hardware::install(&mut tree, &selection, kernel, config.platform.host.name())?;
     let mut activation = Activation {
         sysctl: config
             .boot
@@ -443,20 +443,14 @@ pub fn assemble(
             .map(|(key, value)| (key.clone(), sysctl_value(value)))
             .collect(),
         paths: at_boot,
+        modules: selection
+            .boot_order
+            .iter()
+            .map(|name| format!("/usr/lib/modules/{}/{name}.ko", kernel.version))
+            .collect(),
+        coldplug: selection.table.is_some(),
         ..Activation::default()
     };
-    for name in kernel.load_order(&requested)? {
-        let file_path = format!("/usr/lib/modules/{}/{name}.ko", kernel.version);
-        tree.replace(
-            path(&file_path)?,
-            Entry::file(
-                Content::bytes(kernel.module_bytes(&name)?),
-                0o644,
-                &format!("kernel module {name}"),
-            ),
-        )?;
-        activation.modules.push(file_path);
-    }
     for (point, filesystem) in &config.file_systems {
         activation.mounts.push((
             filesystem.device.clone(),
@@ -481,7 +475,16 @@ pub fn assemble(
                 .collect()
         })
         .unwrap_or_default();
-    let (units, warnings) = crate::unit::resolve(&config.runit.services, &unit_names, |unit| {
+    // Without a module that drives a device there is no table and no
+    // loader: hardware.autoload's hotplug service has nothing to run.
+    let mut services = config.runit.services.clone();
+    if selection.table.is_none() {
+        services.retain(|name, service| {
+            !(name.as_str() == crate::hardware::HOTPLUG_SERVICE
+                && service.command.as_deref() == Some(crate::hardware::HOTPLUG_COMMAND))
+        });
+    }
+    let (units, warnings) = crate::unit::resolve(&services, &unit_names, |unit| {
         let entry = tree.get(&path(&format!("{}/{unit}", crate::unit::UNIT_DIRECTORY)).ok()?)?;
         match &entry.kind {
             Kind::File(content) if content.len() <= 1 << 20 => content
@@ -526,7 +529,7 @@ pub fn assemble(
     Ok(Assembled {
         tree,
         declared,
-        warnings,
+        warnings: selection.warnings.into_iter().chain(warnings).collect(),
     })
 }
 

@@ -655,6 +655,9 @@ pub struct Activation {
     pub sysctl: BTreeMap<SysctlKey, String>,
     /// Module files to load, in order.
     pub modules: Vec<String>,
+    /// Whether to load the modules present devices need
+    /// (`micros-init coldplug`), after `modules`.
+    pub coldplug: bool,
     /// (device, mount point, type, options).
     pub mounts: Vec<(String, String, String, String)>,
     /// Paths packages' tmpfiles.d want on filesystems that start empty
@@ -722,6 +725,13 @@ pub fn stage_scripts(activation: &Activation) -> Vec<(String, String)> {
             quote(module),
             quote(&format!("^{name} ")),
             shell::print(&format!("micros: cannot load kernel module {module}"))
+        ));
+    }
+    if activation.coldplug {
+        one.push_str(&format!(
+            "{} coldplug || {}\n",
+            crate::hardware::LOADER,
+            shell::print("micros: coldplug failed; devices may lack their drivers")
         ));
     }
     for (device, point, fs_type, options) in &activation.mounts {
@@ -803,6 +813,7 @@ mod stage_tests {
                 "1".to_string(),
             )]),
             modules: vec!["/usr/lib/modules/6.12/loop.ko".into()],
+            coldplug: true,
             mounts: vec![(
                 "LABEL=data".into(),
                 "/data".into(),
@@ -824,6 +835,13 @@ mod stage_tests {
         assert!(
             one.contains("mount -t ext4 -o defaults LABEL=data /data"),
             "{one}"
+        );
+        // Devices get their drivers after the listed modules, before the
+        // mounts (which may need them).
+        let coldplug = one.find("/usr/lib/micros/micros-init coldplug").expect(one);
+        assert!(
+            one.find("loop.ko").unwrap() < coldplug
+                && coldplug < one.find("mount -t ext4").unwrap()
         );
         assert!(scripts[1].1.ends_with("exec runsvdir -P /etc/service\n"));
         assert!(scripts[3].1.ends_with("exec /usr/sbin/runit-init 0\n"));
@@ -848,6 +866,7 @@ mod stage_tests {
                     (*value).to_owned(),
                 )]),
                 modules: vec![format!("/nonexistent/{value}.ko")],
+                coldplug: false,
                 mounts: vec![(
                     format!("{value}-device"),
                     format!(

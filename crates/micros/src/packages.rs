@@ -37,6 +37,14 @@ pub fn wanted(config: &Config) -> Wanted {
             .map(str::to_owned),
     );
     wanted.packages.insert(config.boot.kernel.package.clone());
+    wanted.packages.extend(
+        config
+            .hardware
+            .firmware
+            .iter()
+            .filter(|(_, files)| files.is_enabled())
+            .map(|(name, _)| name.clone()),
+    );
     for (name, reason) in &config.packages.exclude {
         if let Some(reason) = reason {
             wanted.exclude.insert(name.clone(), reason.clone());
@@ -49,8 +57,8 @@ pub fn wanted(config: &Config) -> Wanted {
 pub fn source(config: &Config, config_path: &Path) -> Source {
     let mut components = config.packages.source.components.clone();
     let pi = &config.hardware.raspberry_pi;
-    if (pi.rpi1 || pi.rpi2 || pi.rpi3 || pi.rpi4)
-        && pi.firmware.is_none()
+    let firmware = config.hardware.firmware.values().any(|f| f.is_enabled());
+    if ((pi.rpi1 || pi.rpi2 || pi.rpi3 || pi.rpi4) && pi.firmware.is_none() || firmware)
         && !components.iter().any(|c| c == "non-free-firmware")
     {
         components.push("non-free-firmware".to_owned());
