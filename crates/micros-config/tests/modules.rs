@@ -113,7 +113,10 @@ fn interfaces_become_services() {
     // bring it after the services start), then runs udhcpc in its place.
     let command = dhcp.command.as_deref().unwrap();
     assert!(command.starts_with("sh -c '"), "{command}");
-    assert!(command.contains("while [ ! -e /sys/class/net/eth0 ]"), "{command}");
+    assert!(
+        command.contains("while [ ! -e /sys/class/net/eth0 ]"),
+        "{command}"
+    );
     assert!(
         command.ends_with(
             " && exec udhcpc -f -i eth0 -s /etc/micros/udhcpc -x hostname:box -t 3 -T 2 -A 5'"

@@ -159,7 +159,7 @@ pub fn select(
                 let because = asked
                     .get(&module)
                     .cloned()
-                    .unwrap_or_else(|| format!("needed by {name} ({reason})"));
+                    .unwrap_or_else(|| format!("needed by {name}, from {reason}"));
                 selection.modules.push((module, because));
             }
         }
@@ -342,7 +342,7 @@ pub fn install(
             Entry::file(
                 Content::bytes(kernel.module_bytes(name)?),
                 0o644,
-                &format!("kernel module {name} ({reason})"),
+                &format!("kernel module {name}: {reason}"),
             ),
         )?;
     }
@@ -449,7 +449,7 @@ mod tests {
         );
         assert_eq!(
             why["usbnet"],
-            "needed by cdc_ether (boot.availableKernelModules.\"drivers/net\")"
+            "needed by cdc_ether, from boot.availableKernelModules.\"drivers/net\""
         );
         assert!(why.contains_key("mii"), "{why:?}");
         assert!(!why.contains_key("tun"), "tun drives no device: {why:?}");

@@ -122,7 +122,7 @@ micros.system {{ modules = [ {{
         dwc2.contains("boot.availableKernelModules.dwc2"),
         "micros why names the list that brought dwc2:\n{dwc2}"
     );
-    let usbnet = why(&format!("/usr/lib/modules/{version}/usbnet.ko"));
+    let usbnet = why("usbnet");
     assert!(
         usbnet.contains("drivers/net/usb"),
         "usbnet came with the directory of USB network adapters:\n{usbnet}"
@@ -216,6 +216,7 @@ micros.system {{ modules = [ {{
     let (modules, loaded) = answer.split_once("LOADED").unwrap();
     let names: Vec<&str> = modules
         .lines()
+        .skip(1)
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     for driver in ["dwc2", "usbnet"] {

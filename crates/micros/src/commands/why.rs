@@ -10,7 +10,7 @@ use crate::packages::{self, human};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A package name (`libc6`) or an absolute path in the image (`/usr/bin/sh`)
+    /// A package name (`libc6`), a kernel module (`vmxnet3`) or an absolute path in the image (`/usr/bin/sh`)
     pub target: String,
     /// The configuration file
     #[arg(default_value = super::DEFAULT_CONFIG)]
@@ -30,6 +30,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (tree, names, _) =
             micros_system::build::root_tree(config, &args.file, lock, &debs, &locked.cache)?;
         print!("{}", explain_path(config, &tree, &names, &args.target)?);
+    } else if lock.package(&args.target).is_none()
+        && !config.packages.exclude.contains_key(&args.target)
+    {
+        // Not a package: perhaps a kernel module (`micros why vmxnet3`).
+        let debs = locked.fetch()?;
+        let (tree, names, _) =
+            micros_system::build::root_tree(config, &args.file, lock, &debs, &locked.cache)?;
+        let module = format!("{}.ko", args.target.replace('-', "_"));
+        let found = tree.iter().find(|(path, _)| {
+            path.name() == module && path.to_string().starts_with("/usr/lib/modules/")
+        });
+        match found {
+            Some((path, _)) => print!(
+                "{}",
+                explain_path(config, &tree, &names, &path.to_string())?
+            ),
+            None => print!("{}", explain_package(config, lock, &args.target)?),
+        }
     } else {
         print!("{}", explain_package(config, lock, &args.target)?);
         if lock.package(&args.target).is_some() {
@@ -143,6 +161,8 @@ pub fn explain_package(
     ));
     let asked_by = if chain[0] == config.boot.kernel.package {
         "boot.kernel.package".to_owned()
+    } else if config.hardware.firmware.contains_key(chain[0]) {
+        format!("hardware.firmware.{}", chain[0])
     } else {
         format!("environment.packages.{}", chain[0])
     };
