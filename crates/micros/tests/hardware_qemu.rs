@@ -11,17 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{boot, build, micros, project, shown, text, Vm};
-
-fn run(command: &mut Command) -> String {
-    let output = command.output().expect("run a tool (mtools, ssh-keygen)");
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}",
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
+use support::{boot, build, card_qemu, micros, project, run, shown, text, Vm};
 
 /// Runs `command` on the guest over SSH as root; None until it answers.
 fn ssh(port: u16, dir: &Path, command: &str) -> Option<String> {
@@ -142,47 +132,21 @@ micros.system {{ modules = [ {{
         text(&other_chip.stdout)
     );
 
-    // Boot the card's kernel, tree and initrd with the card as the SD
-    // device, a USB network adapter (with a Raspberry Pi MAC address, so
-    // the kernel names it eth0 as it would the board's own) and a monitor.
-    let boot_partition = dir.path().join("boot.vfat");
-    let card = std::fs::read(dir.path().join("result/sd.img")).unwrap();
-    std::fs::write(&boot_partition, &card[1 << 20..65 << 20]).unwrap();
-    let take = |name: &str| {
-        let target = dir.path().join(name);
-        run(Command::new("mcopy")
-            .args(["-o", "-i"])
-            .arg(&boot_partition)
-            .arg(format!("::/{name}"))
-            .arg(&target));
-        target
-    };
-    let (kernel, tree, initrd) = (
-        take("kernel8.img"),
-        take("bcm2837-rpi-3-b.dtb"),
-        take("initrd"),
+    // Boot the card with a USB network adapter (with a Raspberry Pi MAC
+    // address, so the kernel names it eth0 as it would the board's own),
+    // a USB stick to plug in later, and QEMU's monitor.
+    let (mut command, _) = card_qemu(
+        dir.path(),
+        "qemu-system-aarch64",
+        "raspi3b",
+        "kernel8.img",
+        "bcm2837-rpi-3-b.dtb",
     );
-    let cmdline = run(Command::new("mtype")
-        .arg("-i")
-        .arg(&boot_partition)
-        .arg("::/cmdline.txt"));
     let stick = dir.path().join("stick.img");
     std::fs::write(&stick, vec![0u8; 8 << 20]).unwrap();
     let socket = dir.path().join("monitor.sock");
     let port = support::free_port();
-    let mut command = Command::new("qemu-system-aarch64");
     command
-        .args(["-M", "raspi3b", "-nographic", "-no-reboot", "-kernel"])
-        .arg(&kernel)
-        .arg("-dtb")
-        .arg(&tree)
-        .arg("-initrd")
-        .arg(&initrd)
-        .arg("-drive")
-        .arg(format!(
-            "file={},format=raw,if=sd",
-            dir.path().join("result/sd.img").display()
-        ))
         .arg("-drive")
         .arg(format!(
             "file={},format=raw,if=none,id=stick",
@@ -192,8 +156,7 @@ micros.system {{ modules = [ {{
         .arg("-netdev")
         .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22"))
         .arg("-monitor")
-        .arg(format!("unix:{},server,nowait", socket.display()))
-        .args(["-append", cmdline.trim()]);
+        .arg(format!("unix:{},server,nowait", socket.display()));
     let mut vm = Vm::start_command(command);
     let answer = poll(&mut vm, Duration::from_secs(420), || {
         ssh(

@@ -7,38 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod support;
-use support::{micros, shown, text, Vm};
-
-fn run(command: &mut Command) -> String {
-    let output = command
-        .output()
-        .expect("run a tool (fdisk, dosfstools, mtools)");
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}",
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-/// The boot partition (the card's first MiB..65 MiB) as a file.
-fn boot_partition(dir: &Path) -> std::path::PathBuf {
-    let card = std::fs::read(dir.join("result/sd.img")).unwrap();
-    let path = dir.join("boot.vfat");
-    std::fs::write(&path, &card[1 << 20..65 << 20]).unwrap();
-    path
-}
-
-fn card_file(boot: &Path, name: &str, out: &Path) -> std::path::PathBuf {
-    let target = out.join(name);
-    run(Command::new("mcopy")
-        .arg("-o")
-        .arg("-i")
-        .arg(boot)
-        .arg(format!("::/{name}"))
-        .arg(&target));
-    target
-}
+use support::{boot_partition, card_qemu, micros, run, shown, text, Vm};
 
 /// The boot partition's root directory, checked to hold `names`.
 fn assert_listed(boot: &Path, names: &[&str]) -> String {
@@ -159,28 +128,7 @@ micros.system {{ modules = [ micros.profiles.minimal, {{
 }} ] }}
 "#
     ));
-    let boot = boot_partition(dir.path());
-    let kernel = card_file(&boot, kernel, dir.path());
-    let tree = card_file(&boot, tree, dir.path());
-    let initrd = card_file(&boot, "initrd", dir.path());
-    let cmdline = run(Command::new("mtype")
-        .arg("-i")
-        .arg(&boot)
-        .arg("::/cmdline.txt"));
-    let mut command = Command::new(qemu);
-    command
-        .args(["-M", machine, "-nographic", "-no-reboot", "-kernel"])
-        .arg(&kernel)
-        .arg("-dtb")
-        .arg(&tree)
-        .arg("-initrd")
-        .arg(&initrd)
-        .arg("-drive")
-        .arg(format!(
-            "file={},format=raw,if=sd",
-            dir.path().join("result/sd.img").display()
-        ))
-        .args(["-append", cmdline.trim()]);
+    let (command, cmdline) = card_qemu(dir.path(), qemu, machine, kernel, tree);
     let mut vm = Vm::start_command(command);
     // The boards do not exit on power-off: the marker is the end.
     let seen = vm.wait_for(" END", Duration::from_secs(300));

@@ -504,3 +504,73 @@ pub fn ok(output: &Output) -> String {
     );
     text(&output.stdout)
 }
+
+/// Runs a host tool; its output (the test fails, naming it, if it fails).
+pub fn run(command: &mut Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?} (fdisk, dosfstools, mtools?): {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}",
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// The boot partition of `<dir>/result/sd.img` (the card's first
+/// MiB..65 MiB) as a file.
+pub fn boot_partition(dir: &Path) -> PathBuf {
+    let card = std::fs::read(dir.join("result/sd.img")).unwrap();
+    let path = dir.join("boot.vfat");
+    std::fs::write(&path, &card[1 << 20..65 << 20]).unwrap();
+    path
+}
+
+/// A file of the boot partition `boot`, copied into `out`.
+pub fn card_file(boot: &Path, name: &str, out: &Path) -> PathBuf {
+    let target = out.join(name);
+    run(Command::new("mcopy")
+        .arg("-o")
+        .arg("-i")
+        .arg(boot)
+        .arg(format!("::/{name}"))
+        .arg(&target));
+    target
+}
+
+/// QEMU (`qemu` on `machine`) booting the Pi card in `<dir>/result` as the
+/// Pi's firmware would: the card's kernel, device tree, initrd and
+/// cmdline.txt (QEMU cannot run the GPU firmware), with the card as the SD
+/// device; and the command line. The caller adds devices.
+pub fn card_qemu(
+    dir: &Path,
+    qemu: &str,
+    machine: &str,
+    kernel: &str,
+    tree: &str,
+) -> (Command, String) {
+    let boot = boot_partition(dir);
+    let kernel = card_file(&boot, kernel, dir);
+    let tree = card_file(&boot, tree, dir);
+    let initrd = card_file(&boot, "initrd", dir);
+    let cmdline = run(Command::new("mtype")
+        .arg("-i")
+        .arg(&boot)
+        .arg("::/cmdline.txt"));
+    let mut command = Command::new(qemu);
+    command
+        .args(["-M", machine, "-nographic", "-no-reboot", "-kernel"])
+        .arg(&kernel)
+        .arg("-dtb")
+        .arg(&tree)
+        .arg("-initrd")
+        .arg(&initrd)
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=sd",
+            dir.join("result/sd.img").display()
+        ))
+        .args(["-append", cmdline.trim()]);
+    (command, cmdline)
+}

@@ -12,13 +12,16 @@
 //! ```
 use std::path::Path;
 
+use sha2::{Digest, Sha256};
+
 use micros_config::model::{Config, Platform};
 use micros_image::{
     Content, DiskLayout, Entry, FatOptions, PartitionSpec, PartitionTable, PartitionType, Tree,
     TreePath,
 };
 
-use crate::build::BuildError;
+use crate::error::{io, BuildError};
+use crate::system::System;
 
 const MIB: u64 = 1 << 20;
 const BOOT_SIZE: u64 = 64 * MIB;
@@ -151,10 +154,74 @@ fn layout(
 }
 
 /// Writes `sd.img` in `dir`, next to the already written `initrd` and
+/// `root.squashfs`, for `system`: its disk identifiers come from a hash of
+/// the locked packages and the command line, never from the clock.
+pub fn write(system: &System<'_>, dir: &Path) -> Result<Vec<String>, BuildError> {
+    let config = system.config;
+    let files = firmware(config, system.config_dir, &system.boot_firmware)?;
+    let mut seed = Sha256::new();
+    for package in &system.lock.packages {
+        seed.update(package.sha256.as_str().as_bytes());
+    }
+    let line = super::toplevel::cmdline(config);
+    seed.update(line.as_bytes());
+    write_image(
+        config,
+        dir,
+        &system.kernel.image,
+        &system.kernel_tree,
+        &files,
+        &line,
+        &seed.finalize(),
+    )
+}
+
+/// The Pi's boot firmware: from `hardware.raspberryPi.firmware` (a
+/// directory) or Debian's raspi-firmware.
+fn firmware(
+    config: &Config,
+    config_dir: &Path,
+    tree: &Tree,
+) -> Result<Vec<(String, micros_image::Content)>, BuildError> {
+    let wanted = |name: &str| {
+        name == "bootcode.bin"
+            || (name.starts_with("start") && name.ends_with(".elf"))
+            || (name.starts_with("fixup") && name.ends_with(".dat"))
+    };
+    let mut files = Vec::new();
+    if let Some(dir) = &config.hardware.raspberry_pi.firmware {
+        let dir = config_dir.join(dir);
+        let entries = std::fs::read_dir(&dir).map_err(|source| BuildError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if wanted(&name) {
+                let path = entry.path();
+                let metadata = std::fs::metadata(&path).map_err(io(&path))?;
+                files.push((name, micros_image::Content::whole_file(path, &metadata)));
+            }
+        }
+    } else {
+        for (path, entry) in tree.iter() {
+            if let micros_image::Kind::File(content) = &entry.kind {
+                let name = path.name();
+                if path.to_string().starts_with("/usr/lib/raspi-firmware/") && wanted(name) {
+                    files.push((name.to_owned(), content.clone()));
+                }
+            }
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(files)
+}
+
+/// Writes `sd.img` in `dir`, next to the already written `initrd` and
 /// `root.squashfs`. `kernel` is the kernel image, `kernel_tree` the unpacked
 /// kernel package (for its device trees), `firmware` the Pi firmware files
 /// by name. Large files go onto the card by reference, never read whole.
-pub fn write(
+fn write_image(
     config: &Config,
     dir: &Path,
     kernel: &Content,
