@@ -430,6 +430,16 @@ pub struct SeedRaspberryPi {
 pub struct System {
     pub base: Base,
     pub build: SeedBuild,
+    pub update: Update,
+}
+
+/// What an update bundle says of the system (`micros build -A update`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Update {
+    pub version: String,
+    pub trusted_keys: Vec<String>,
+    pub compatible: Vec<String>,
 }
 
 /// The base system (busybox and runit); the modules add its packages to

@@ -42,6 +42,16 @@ pub enum Attribute {
     Squashfs,
     /// Everything, and the Raspberry Pi card `sd.img`.
     SdImage,
+    /// Everything, and `update.bundle`, signed.
+    Update,
+}
+
+/// What to build, and with which key to sign an update bundle.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    pub attribute: Attribute,
+    /// The update signing key's secret seed (`micros keygen`).
+    pub signing_key: Option<&'a [u8; 32]>,
 }
 
 impl Attribute {
@@ -52,6 +62,7 @@ impl Attribute {
             "initrd" => Attribute::Initrd,
             "squashfs" => Attribute::Squashfs,
             "sdImage" | "sdimage" => Attribute::SdImage,
+            "update" => Attribute::Update,
             _ => return None,
         })
     }
@@ -123,7 +134,7 @@ pub fn build(
     lock: &Lock,
     debs: &Debs,
     cache: &Cache,
-    attribute: Attribute,
+    request: Request<'_>,
     out: &Path,
 ) -> Result<Built, BuildError> {
     let system = System::unpack(config, config_path, lock, debs, cache)?;
@@ -140,7 +151,7 @@ pub fn build(
     let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
-    let written = match crate::outputs::write(&system, attribute, &staging) {
+    let written = match crate::outputs::write(&system, request, &staging) {
         Ok(written) => written,
         Err(error) => {
             let _ = std::fs::remove_dir_all(&staging);

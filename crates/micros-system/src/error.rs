@@ -37,6 +37,8 @@ pub enum BuildError {
         option: &'static str,
         message: String,
     },
+    #[error("an update bundle is signed: give the signing key with --key FILE (or MICROS_UPDATE_KEY)\nhint: make one with `micros keygen update.key` and put the public half from update.key.pub in system.update.trustedKeys")]
+    NoSigningKey,
     #[error("the lock has no package {0}: run `micros lock`")]
     NotLocked(String),
     #[error("cannot write {}: {source}", path.display())]

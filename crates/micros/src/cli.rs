@@ -35,6 +35,8 @@ enum Command {
     Run(commands::build::Args),
     /// Why a package (the dependency chain, what dropping it saves) or a file (which package or module) is in the image
     Why(commands::why::Args),
+    /// Make an ed25519 key pair for signing update bundles (`micros build -A update --key FILE`)
+    Keygen(commands::keygen::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -48,6 +50,7 @@ pub fn run() -> ExitCode {
         Command::Build(args) => commands::build::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Why(args) => commands::why::run(args),
+        Command::Keygen(args) => commands::keygen::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

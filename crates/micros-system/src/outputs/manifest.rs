@@ -24,6 +24,7 @@ pub fn artifacts(dir: &Path) -> Result<Artifacts, BuildError> {
         "cmdline",
         "run-vm",
         "sd.img",
+        "update.bundle",
     ] {
         let path = dir.join(name);
         if path.exists() {

@@ -7,14 +7,16 @@
 //! squashfs.rs  root.squashfs    the root filesystem, and where its bytes go
 //! toplevel.rs  cmdline, run-vm  the kernel command line; QEMU for it
 //! sdimage.rs   sd.img           the Raspberry Pi card
+//! bundle.rs    update.bundle    kernel, initrd and root, signed for devices
 //! manifest.rs  manifest.json    what was built, with sizes and hashes
 //! ```
 use std::path::Path;
 
-use crate::build::Attribute;
+use crate::build::{Attribute, Request};
 use crate::error::BuildError;
 use crate::system::System;
 
+pub mod bundle;
 pub mod initrd;
 pub mod kernel;
 pub mod manifest;
@@ -29,15 +31,22 @@ pub struct Written {
 }
 
 /// Writes the outputs `attribute` asks for into `dir`.
-pub fn write(system: &System<'_>, attribute: Attribute, dir: &Path) -> Result<Written, BuildError> {
+pub fn write(system: &System<'_>, request: Request<'_>, dir: &Path) -> Result<Written, BuildError> {
+    let attribute = request.attribute;
     let card = attribute == Attribute::SdImage;
+    let update = attribute == Attribute::Update;
+    // Before any writing: a bundle needs its key.
+    let signing_key = match (update, request.signing_key) {
+        (true, None) => return Err(BuildError::NoSigningKey),
+        (_, key) => key,
+    };
     // Before any writing: a card needs a model to be made for.
     if card && !sdimage::enabled(system.config) {
         return Err(BuildError::Firmware(
             "no Raspberry Pi model is enabled".into(),
         ));
     }
-    let all = attribute == Attribute::Toplevel || card;
+    let all = attribute == Attribute::Toplevel || card || update;
     if all || attribute == Attribute::Kernel {
         kernel::write(system, dir)?;
     }
@@ -54,6 +63,9 @@ pub fn write(system: &System<'_>, attribute: Attribute, dir: &Path) -> Result<Wr
     }
     if card {
         sdimage::write(system, dir)?;
+    }
+    if let (true, Some(key)) = (update, signing_key) {
+        bundle::write(system, dir, key)?;
     }
     let artifacts = manifest::artifacts(dir)?;
     manifest::check_budgets(system, &artifacts, &root)?;

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use micros_debian::resolve::LockMode;
-use micros_system::build::{build, Attribute, Built};
+use micros_system::build::{build, Attribute, Built, Request};
 
 use crate::packages::{self, human};
 
@@ -13,9 +13,12 @@ pub struct Args {
     /// The configuration file
     #[arg(default_value = super::DEFAULT_CONFIG)]
     pub file: PathBuf,
-    /// What to build: toplevel (everything), kernel, initrd, squashfs or sdImage (everything and a Raspberry Pi card)
+    /// What to build: toplevel (everything), kernel, initrd, squashfs, sdImage (everything and a Raspberry Pi card) or update (everything and a signed update.bundle)
     #[arg(long = "attr", short = 'A', default_value = "toplevel")]
     pub attr: String,
+    /// The key that signs an update bundle (from `micros keygen`)
+    #[arg(long, env = "MICROS_UPDATE_KEY")]
+    pub key: Option<PathBuf>,
     /// The output directory (replaced only once the new build is complete)
     #[arg(long = "out", short = 'o', default_value = "result")]
     pub out: PathBuf,
@@ -70,12 +73,23 @@ pub fn build_system(args: &Args) -> anyhow::Result<(micros_config::Config, Built
     let start = Instant::now();
     let attribute = Attribute::parse(&args.attr).with_context(|| {
         format!(
-            "unknown attribute `{}`\nhint: use toplevel, kernel, initrd, squashfs or sdImage",
+            "unknown attribute `{}`\nhint: use toplevel, kernel, initrd, squashfs, sdImage or update",
             args.attr
         )
     })?;
+    // Read before the long work: a missing key fails at once.
+    let signing_key = match &args.key {
+        Some(path) => Some(super::keygen::read_secret(path)?),
+        None if attribute == Attribute::Update => {
+            return Err(micros_system::build::BuildError::NoSigningKey.into())
+        }
+        None => None,
+    };
     let evaluation = super::evaluate(&args.file)?;
     let config = &evaluation.config;
+    if attribute == Attribute::Update && config.system.update.trusted_keys.is_empty() {
+        eprintln!("warning: system.update.trustedKeys is empty: the system this bundle installs will refuse every later bundle");
+    }
     let mode = if args.locked {
         LockMode::Locked
     } else {
@@ -98,7 +112,10 @@ pub fn build_system(args: &Args) -> anyhow::Result<(micros_config::Config, Built
         &locked.resolved.lock,
         &debs,
         &locked.cache,
-        attribute,
+        Request {
+            attribute,
+            signing_key: signing_key.as_ref(),
+        },
         &args.out,
     )?;
     eprintln!("built in {:.1} s", start.elapsed().as_secs_f64());

@@ -2,6 +2,7 @@ pub mod build;
 pub mod eval;
 pub mod fetch;
 pub mod init;
+pub mod keygen;
 pub mod lock;
 pub mod options;
 pub mod run;

@@ -1,0 +1,295 @@
+//! The manifest of an update bundle: what it holds and for what, the text
+//! the signature covers. One fact per line, in a fixed order, so that the
+//! host writes exactly the bytes the device parses:
+//!
+//! ```text
+//! micros-update-manifest 1
+//! version 1.4.2
+//! platform aarch64-linux
+//! compatible qemu-virt
+//! block-size 65536
+//! part kernel 11702144 <sha256 of the whole part>
+//! part initrd 1204513 <sha256>
+//! part root 6553600 <sha256>
+//! block <sha256 of kernel's first 64 KiB>
+//! …                                        every part's blocks, in order
+//! ```
+//!
+//! The parser is strict: a line it does not know, a part out of order, a
+//! block count that does not match a size, is an error, never a guess.
+use alloc::borrow::ToOwned;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt::{self, Write as _};
+
+use crate::version::Version;
+
+/// What a slot holds, in the order a bundle carries them.
+pub const PARTS: [&str; 3] = ["kernel", "initrd", "root"];
+pub const MIN_BLOCK: u32 = 4096;
+pub const MAX_BLOCK: u32 = 4 << 20;
+/// No part is larger (a whole root filesystem fits many times over).
+pub const MAX_PART: u64 = 4 << 30;
+
+pub type Digest = [u8; 32];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub name: &'static str,
+    pub size: u64,
+    pub sha256: Digest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub version: Version,
+    /// `x86_64-linux`, `aarch64-linux`, … (`platform.host`).
+    pub platform: String,
+    /// The boards it may be installed on (`qemu-virt`, `rpi3`, …).
+    pub compatible: Vec<String>,
+    pub block_size: u32,
+    pub parts: Vec<Part>,
+    /// Every part's blocks' SHA-256, part after part.
+    pub blocks: Vec<Digest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestError {
+    /// Line number (from 1) and what is wrong.
+    Line(usize, &'static str),
+    Missing(&'static str),
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManifestError::Line(line, why) => write!(f, "manifest line {line}: {why}"),
+            ManifestError::Missing(what) => write!(f, "the manifest has no {what}"),
+        }
+    }
+}
+
+/// How many blocks of `block_size` hold `size` bytes.
+pub fn block_count(size: u64, block_size: u32) -> u64 {
+    size.div_ceil(u64::from(block_size))
+}
+
+impl Manifest {
+    /// The manifest's bytes, as signed.
+    pub fn to_text(&self) -> String {
+        let mut text = String::new();
+        let _ = writeln!(text, "micros-update-manifest 1");
+        let _ = writeln!(text, "version {}", self.version);
+        let _ = writeln!(text, "platform {}", self.platform);
+        for board in &self.compatible {
+            let _ = writeln!(text, "compatible {board}");
+        }
+        let _ = writeln!(text, "block-size {}", self.block_size);
+        for part in &self.parts {
+            let _ = writeln!(
+                text,
+                "part {} {} {}",
+                part.name,
+                part.size,
+                hex(&part.sha256)
+            );
+        }
+        for block in &self.blocks {
+            let _ = writeln!(text, "block {}", hex(block));
+        }
+        text
+    }
+
+    pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        let mut lines = text.split('\n').enumerate().map(|(i, l)| (i + 1, l));
+        let mut next = |what: &'static str| -> Result<(usize, &str, &str), ManifestError> {
+            let (number, line) = lines.next().ok_or(ManifestError::Missing(what))?;
+            let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+            Ok((number, key, value))
+        };
+        let (n, key, value) = next("header")?;
+        if key != "micros-update-manifest" || value != "1" {
+            return Err(ManifestError::Line(
+                n,
+                "not a version 1 MicrOS update manifest",
+            ));
+        }
+        let (n, key, value) = next("version")?;
+        if key != "version" {
+            return Err(ManifestError::Line(n, "expected `version`"));
+        }
+        let version = Version::parse(value)
+            .ok()
+            .filter(|v| v.to_string() == value)
+            .ok_or(ManifestError::Line(n, "bad version"))?;
+        let (n, key, value) = next("platform")?;
+        if key != "platform" || !is_word(value) {
+            return Err(ManifestError::Line(n, "expected `platform <name>`"));
+        }
+        let platform = value.to_owned();
+        let mut compatible = Vec::new();
+        let (mut n, mut key, mut value) = next("block-size")?;
+        while key == "compatible" {
+            if !is_word(value) || compatible.len() >= 64 {
+                return Err(ManifestError::Line(n, "bad board name"));
+            }
+            compatible.push(value.to_owned());
+            (n, key, value) = next("block-size")?;
+        }
+        if key != "block-size" {
+            return Err(ManifestError::Line(n, "expected `block-size`"));
+        }
+        let block_size: u32 = value
+            .parse()
+            .ok()
+            .filter(|b: &u32| {
+                b.is_power_of_two() && (MIN_BLOCK..=MAX_BLOCK).contains(b) && is_decimal(value)
+            })
+            .ok_or(ManifestError::Line(
+                n,
+                "block size must be a power of two from 4 KiB to 4 MiB",
+            ))?;
+        let mut parts = Vec::new();
+        for name in PARTS {
+            let (n, key, value) = next("part")?;
+            let mut words = value.split(' ');
+            let (Some(part), Some(size), Some(sha), None) =
+                (words.next(), words.next(), words.next(), words.next())
+            else {
+                return Err(ManifestError::Line(
+                    n,
+                    "expected `part <name> <size> <sha256>`",
+                ));
+            };
+            if key != "part" || part != name {
+                return Err(ManifestError::Line(
+                    n,
+                    "parts must be kernel, initrd, root, in order",
+                ));
+            }
+            let size: u64 = size
+                .parse()
+                .ok()
+                .filter(|s| *s <= MAX_PART && is_decimal(size))
+                .ok_or(ManifestError::Line(n, "bad part size"))?;
+            let sha256 = unhex(sha).ok_or(ManifestError::Line(n, "bad SHA-256"))?;
+            parts.push(Part { name, size, sha256 });
+        }
+        let expected: u64 = parts.iter().map(|p| block_count(p.size, block_size)).sum();
+        let mut blocks = Vec::new();
+        for _ in 0..expected {
+            let (n, key, value) = next("block")?;
+            if key != "block" {
+                return Err(ManifestError::Line(n, "expected `block <sha256>`"));
+            }
+            blocks.push(unhex(value).ok_or(ManifestError::Line(n, "bad SHA-256"))?);
+        }
+        match lines.next() {
+            Some((_, "")) if lines.next().is_none() => {}
+            Some((n, _)) => return Err(ManifestError::Line(n, "unexpected line after the blocks")),
+            None => return Err(ManifestError::Missing("final newline")),
+        }
+        Ok(Manifest {
+            version,
+            platform,
+            compatible,
+            block_size,
+            parts,
+            blocks,
+        })
+    }
+}
+
+fn is_word(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+fn is_decimal(text: &str) -> bool {
+    !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
+}
+
+pub fn unhex(text: &str) -> Option<Digest> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in text.as_bytes().chunks(2).enumerate() {
+        let digit = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        };
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn example() -> Manifest {
+        Manifest {
+            version: Version::parse("1.4.2").unwrap(),
+            platform: "aarch64-linux".into(),
+            compatible: alloc::vec!["qemu-virt".into(), "rpi3".into()],
+            block_size: 4096,
+            parts: alloc::vec![
+                Part {
+                    name: "kernel",
+                    size: 5000,
+                    sha256: [1; 32]
+                },
+                Part {
+                    name: "initrd",
+                    size: 0,
+                    sha256: [2; 32]
+                },
+                Part {
+                    name: "root",
+                    size: 4096,
+                    sha256: [3; 32]
+                },
+            ],
+            blocks: alloc::vec![[4; 32], [5; 32], [6; 32]],
+        }
+    }
+
+    #[test]
+    fn the_text_round_trips_and_nothing_else_parses() {
+        let manifest = example();
+        let text = manifest.to_text();
+        assert_eq!(Manifest::parse(&text), Ok(manifest));
+        assert!(text.starts_with("micros-update-manifest 1\nversion 1.4.2\nplatform aarch64-linux\ncompatible qemu-virt\ncompatible rpi3\nblock-size 4096\npart kernel 5000 0101"));
+        let broken = [
+            text.replace("manifest 1", "manifest 2"),
+            text.replace("block-size 4096", "block-size 4000"),
+            text.replace("part initrd", "part root"),
+            text.replace("part kernel 5000", "part kernel 05000"),
+            text.replace("version 1.4.2", "version 01.4.2"),
+            text.replace("block-size 4096", "block-size 04096"),
+            text.replace("part kernel 5000", "part kernel 9000"),
+            text.replace(&hex(&[6; 32]), "zz"),
+            text.replace("platform aarch64-linux", "platform a b"),
+            format!("{text}extra\n"),
+            text.trim_end().to_owned(),
+        ];
+        for (i, text) in broken.iter().enumerate() {
+            assert!(Manifest::parse(text).is_err(), "case {i} parsed:\n{text}");
+        }
+    }
+}
