@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{boot, build, card_qemu, micros, project, run, shown, text, Vm};
+use support::{boot, build, build_card, card_qemu, micros, project, run, shown, text, Vm};
 
 /// Runs `command` on the guest over SSH as root; None until it answers.
 fn ssh(port: u16, dir: &Path, command: &str) -> Option<String> {
@@ -67,14 +67,14 @@ fn monitor(socket: &Path, command: &str) -> String {
 
 #[test]
 fn needs_network_and_qemu_a_pi_3_finds_its_usb_adapter_and_a_stick_plugged_in_later() {
-    let dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
     run(Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
-        .arg(dir.path().join("key")));
-    let public = std::fs::read_to_string(dir.path().join("key.pub")).unwrap();
+        .arg(keys.path().join("key")));
+    let public = std::fs::read_to_string(keys.path().join("key.pub")).unwrap();
     // The seed's Pi with SSH: no module, no interface is named. The Pi
     // profile's eth0 is what a Pi's own Ethernet (or this adapter) is.
-    let config = format!(
+    let (dir, summary) = build_card(&format!(
         r#"let micros = import "micros" in
 micros.system {{ modules = [ {{
   platform.host = "aarch64-linux",
@@ -84,15 +84,7 @@ micros.system {{ modules = [ {{
 }} ] }}
 "#,
         public = public.trim()
-    );
-    std::fs::write(dir.path().join("system.ncl"), config).unwrap();
-    let output = micros(&["build", "-A", "sdImage"], dir.path());
-    assert!(
-        output.status.success(),
-        "micros build -A sdImage failed:\n{}",
-        text(&output.stderr)
-    );
-    let summary = text(&output.stderr);
+    ));
     eprintln!("figure: rpi3 build:\n{summary}");
 
     // What the image holds for its hardware: the table, the Pi's drivers
@@ -161,7 +153,7 @@ micros.system {{ modules = [ {{
     let answer = poll(&mut vm, Duration::from_secs(420), || {
         ssh(
             port,
-            dir.path(),
+            keys.path(),
             "ip -4 -o addr show dev eth0; cat /proc/modules; echo LOADED; cat /run/micros/modules",
         )
     });
@@ -204,13 +196,13 @@ micros.system {{ modules = [ {{
     );
 
     // A USB stick plugged into the running Pi.
-    let before = ssh(port, dir.path(), "ls /sys/block").unwrap_or_default();
+    let before = ssh(port, keys.path(), "ls /sys/block").unwrap_or_default();
     assert!(!before.contains("sda"), "no stick yet:\n{before}");
     let said = monitor(&socket, "device_add usb-storage,drive=stick,id=stick0");
     let stick_seen = poll(&mut vm, Duration::from_secs(180), || {
         ssh(
             port,
-            dir.path(),
+            keys.path(),
             "cat /sys/block/sda/size 2>/dev/null && grep -E '^(usb_storage|sd_mod) ' /proc/modules",
         )
         .filter(|out| out.contains("usb_storage"))

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod support;
-use support::{boot_partition, card_qemu, micros, run, shown, text, Vm};
+use support::{boot_partition, build_card, card_qemu, micros, run, shown, text, Vm};
 
 /// The boot partition's root directory, checked to hold `names`.
 fn assert_listed(boot: &Path, names: &[&str]) -> String {
@@ -19,18 +19,6 @@ fn assert_listed(boot: &Path, names: &[&str]) -> String {
         );
     }
     listing
-}
-
-fn build_card(config: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("system.ncl"), config).unwrap();
-    let output = micros(&["build", "-A", "sdImage"], dir.path());
-    assert!(
-        output.status.success(),
-        "micros build -A sdImage failed:\n{}",
-        text(&output.stderr)
-    );
-    (dir, text(&output.stderr))
 }
 
 #[test]

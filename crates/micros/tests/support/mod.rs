@@ -505,6 +505,20 @@ pub fn ok(output: &Output) -> String {
     text(&output.stdout)
 }
 
+/// A project directory holding `config` as `system.ncl`, built with
+/// `micros build -A sdImage`; and what the build printed on stderr.
+pub fn build_card(config: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("system.ncl"), config).unwrap();
+    let output = micros(&["build", "-A", "sdImage"], dir.path());
+    assert!(
+        output.status.success(),
+        "micros build -A sdImage failed:\n{}",
+        text(&output.stderr)
+    );
+    (dir, text(&output.stderr))
+}
+
 /// Runs a host tool; its output (the test fails, naming it, if it fails).
 pub fn run(command: &mut Command) -> String {
     let output = command
