@@ -1,7 +1,6 @@
 //! `micros keygen` and `micros build -A update`, against a signed test
 //! archive on 127.0.0.1: the bundle a device would receive, checked with
 //! the device's own verifier.
-use micros_test_archive::{TestArchive, TestPackage};
 use micros_update::bundle::{parse_public_key, Expectations, Refusal, Verifier};
 use micros_update::version::Version;
 
@@ -9,30 +8,7 @@ mod support;
 use support::{ok, text, ArchiveProject};
 
 fn project(extra: &str) -> ArchiveProject {
-    let mut archive = TestArchive::new("testing");
-    archive
-        .add(TestPackage::new("libc6", "2.41-12").file(
-            "./usr/lib/x86_64-linux-gnu/libc.so.6",
-            &[7u8; 40_000],
-            0o755,
-        ))
-        .add(TestPackage::new("busybox-static", "1:1.37.0-6").file(
-            "./usr/bin/busybox",
-            &[1u8; 30_000],
-            0o755,
-        ))
-        .add(
-            TestPackage::new("runit", "2.2.0-3")
-                .field("Depends", "libc6")
-                .file("./usr/sbin/runit", &[2u8; 5_000], 0o755)
-                .file("./usr/bin/runsvdir", &[3u8; 5_000], 0o755),
-        )
-        .add(
-            TestPackage::new("linux-image-test", "6.12")
-                .file("./boot/vmlinuz-6.12-test", &[4u8; 200_000], 0o644)
-                .file("./usr/lib/modules/6.12-test/modules.builtin", b"", 0o644),
-        );
-    ArchiveProject::new(archive, extra)
+    ArchiveProject::new(support::base_archive(), extra)
 }
 
 fn expectations(public: [u8; 32]) -> Expectations {

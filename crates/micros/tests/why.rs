@@ -2,7 +2,7 @@
 //! archive on 127.0.0.1 whose packages are small enough to reason about.
 use std::path::Path;
 
-use micros_test_archive::{TestArchive, TestPackage};
+use micros_test_archive::TestPackage;
 
 mod support;
 use support::{ok, text, ArchiveProject};
@@ -10,30 +10,8 @@ use support::{ok, text, ArchiveProject};
 /// runit and busybox as the minimal profile wants them, a kernel package
 /// micros can build from, and htop with a library of its own.
 fn project() -> ArchiveProject {
-    let mut archive = TestArchive::new("testing");
+    let mut archive = support::base_archive();
     archive
-        .add(TestPackage::new("libc6", "2.41-12").file(
-            "./usr/lib/x86_64-linux-gnu/libc.so.6",
-            &[7u8; 40_000],
-            0o755,
-        ))
-        .add(TestPackage::new("busybox-static", "1:1.37.0-6").file(
-            "./usr/bin/busybox",
-            &[1u8; 30_000],
-            0o755,
-        ))
-        .add(
-            TestPackage::new("runit", "2.2.0-3")
-                .field("Depends", "libc6, runit-helper")
-                .file("./usr/sbin/runit", &[2u8; 5_000], 0o755)
-                .file("./usr/bin/runsvdir", &[3u8; 5_000], 0o755),
-        )
-        .add(TestPackage::new("runit-helper", "2.16.4").arch("all"))
-        .add(
-            TestPackage::new("linux-image-test", "6.12")
-                .file("./boot/vmlinuz-6.12-test", &[4u8; 20_000], 0o644)
-                .file("./usr/lib/modules/6.12-test/modules.builtin", b"", 0o644),
-        )
         .add(
             TestPackage::new("htop", "3.4")
                 .field("Depends", "libc6, libncursesw6")

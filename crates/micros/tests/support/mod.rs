@@ -442,6 +442,38 @@ pub struct ArchiveProject {
     pub url: String,
 }
 
+/// A test archive with what the minimal profile needs, at sizes the size
+/// report's tests reason about: libc6 (40 kB), busybox-static (30 kB),
+/// runit (10 kB, with runit-helper) and a kernel package (20 kB).
+pub fn base_archive() -> micros_test_archive::TestArchive {
+    use micros_test_archive::{TestArchive, TestPackage};
+    let mut archive = TestArchive::new("testing");
+    archive
+        .add(TestPackage::new("libc6", "2.41-12").file(
+            "./usr/lib/x86_64-linux-gnu/libc.so.6",
+            &[7u8; 40_000],
+            0o755,
+        ))
+        .add(TestPackage::new("busybox-static", "1:1.37.0-6").file(
+            "./usr/bin/busybox",
+            &[1u8; 30_000],
+            0o755,
+        ))
+        .add(
+            TestPackage::new("runit", "2.2.0-3")
+                .field("Depends", "libc6, runit-helper")
+                .file("./usr/sbin/runit", &[2u8; 5_000], 0o755)
+                .file("./usr/bin/runsvdir", &[3u8; 5_000], 0o755),
+        )
+        .add(TestPackage::new("runit-helper", "2.16.4").arch("all"))
+        .add(
+            TestPackage::new("linux-image-test", "6.12")
+                .file("./boot/vmlinuz-6.12-test", &[4u8; 20_000], 0o644)
+                .file("./usr/lib/modules/6.12-test/modules.builtin", b"", 0o644),
+        );
+    archive
+}
+
 impl ArchiveProject {
     /// Publishes and serves `archive`; the config is the minimal profile,
     /// the kernel `linux-image-test` and `extra` (Nickel record fields).
