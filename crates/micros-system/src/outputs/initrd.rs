@@ -9,19 +9,57 @@ use micros_image::Compression;
 use crate::error::BuildError;
 use crate::system::System;
 
-/// The modules the initrd needs for the configuration.
-/// The initrd's modules: (required, only available).
+/// The initrd's modules: (required, only available). A blacklisted module
+/// is not made available (one both required and blacklisted is refused
+/// when the configuration is evaluated).
 fn initrd_modules(config: &Config) -> (Vec<String>, Vec<String>) {
     let required: Vec<String> = enabled(&config.boot.initrd.kernel_modules)
         .into_iter()
         .map(str::to_owned)
         .collect();
+    let blacklisted = enabled(&config.boot.blacklisted_kernel_modules);
     let available = enabled(&config.boot.initrd.available_kernel_modules)
         .into_iter()
         .filter(|module| !required.iter().any(|m| m == module))
+        .filter(|module| !blacklisted.contains(module))
         .map(str::to_owned)
         .collect();
     (required, available)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_blacklist_wins_over_availability() {
+        let place = tempfile::tempdir().unwrap();
+        let path = place.path().join("system.ncl");
+        std::fs::write(
+            &path,
+            "let micros = import \"micros\" in micros.system { modules = [ micros.profiles.qemu, { boot.blacklistedKernelModules.virtio_console = true, boot.initrd.kernelModules.ext4 = true } ] }",
+        )
+        .unwrap();
+        let config = micros_config::evaluate(&path).unwrap().config;
+        let (required, available) = initrd_modules(&config);
+        assert_eq!(required, ["ext4"]);
+        assert!(available.iter().any(|m| m == "virtio_blk"), "{available:?}");
+        assert!(
+            !available.iter().any(|m| m == "virtio_console"),
+            "{available:?}"
+        );
+
+        std::fs::write(
+            &path,
+            "let micros = import \"micros\" in micros.system { modules = [ micros.profiles.qemu, { boot.blacklistedKernelModules.ext4 = true, boot.initrd.kernelModules.ext4 = true } ] }",
+        )
+        .unwrap();
+        let error = micros_config::evaluate(&path)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("both blacklisted and loaded"), "{error}");
+    }
 }
 
 pub fn write(system: &System<'_>, dir: &Path) -> Result<(), BuildError> {
