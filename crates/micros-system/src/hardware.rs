@@ -42,6 +42,8 @@ pub struct Selection {
     pub firmware: Vec<(TreePath, Entry)>,
     /// What the user should know (an entry that brought nothing).
     pub warnings: Vec<String>,
+    /// The modules' uncompressed bytes, as read for their `.modinfo`.
+    pub bytes: BTreeMap<String, Vec<u8>>,
 }
 
 /// The files of `hardware.firmware`'s packages, by package.
@@ -77,10 +79,7 @@ pub fn select(
             .any(|(key, on)| !on && !key.contains('/') && key.replace('-', "_") == name)
     };
     let deciding_directory = |name: &str| -> Option<&str> {
-        let path = kernel.modules.get(name)?.path.to_string();
-        let relative = path
-            .strip_prefix(&format!("/usr/lib/modules/{}/kernel/", kernel.version))?
-            .to_owned();
+        let relative = kernel.tree_path(name)?;
         available
             .keys()
             .map(String::as_str)
@@ -127,7 +126,8 @@ pub fn select(
         .chain(directories.iter().map(|(n, _)| n))
         .cloned()
         .collect();
-    let index = kernel.index(&everything)?;
+    let mut read = kernel.read(&everything)?;
+    let index = &read.index;
     // From a directory, only the modules that drive a device: tun,
     // bonding or wireguard have no device a modalias could name.
     directories.retain(|(name, _)| {
@@ -166,9 +166,14 @@ pub fn select(
     }
 
     if config.hardware.autoload {
-        selection.table = table(kernel, &index, &selection.modules, &blacklisted);
+        selection.table = table(kernel, index, &selection.modules, &blacklisted);
     }
-    selection.firmware = firmware_files(config, &index, &selection.modules, firmware);
+    selection.firmware = firmware_files(config, index, &selection.modules, firmware);
+    selection.bytes = selection
+        .modules
+        .iter()
+        .filter_map(|(name, _)| Some((name.clone(), read.bytes.remove(name)?)))
+        .collect();
     Ok(selection)
 }
 
@@ -184,8 +189,8 @@ fn table(
     let mut text = format!(
         "# MicrOS hardware table (written by micros build): a device whose modalias\n\
          # matches an alias pattern gets that module, after the modules its line lists.\n\
-         dir /usr/lib/modules/{}\n",
-        kernel.version
+         dir {}\n",
+        kernel.root_module_dir()
     );
     let mut aliases = String::new();
     for (name, _) in modules {
@@ -337,10 +342,14 @@ pub fn install(
         })
     };
     for (name, reason) in &selection.modules {
+        let bytes = match selection.bytes.get(name) {
+            Some(bytes) => bytes.clone(),
+            None => kernel.module_bytes(name)?,
+        };
         tree.replace(
-            path(&format!("/usr/lib/modules/{}/{name}.ko", kernel.version))?,
+            path(&kernel.root_module_path(name))?,
             Entry::file(
-                Content::bytes(kernel.module_bytes(name)?),
+                Content::bytes(bytes),
                 0o644,
                 &format!("kernel module {name}: {reason}"),
             ),

@@ -137,25 +137,46 @@ impl Kernel {
             .load_order(requested, &self.builtin)?)
     }
 
+    /// Where the root keeps this kernel's modules, flat and uncompressed.
+    pub fn root_module_dir(&self) -> String {
+        format!("/usr/lib/modules/{}", self.version)
+    }
+
+    /// A module's file in the root: `/usr/lib/modules/<version>/<name>.ko`.
+    pub fn root_module_path(&self, name: &str) -> String {
+        format!("{}/{name}.ko", self.root_module_dir())
+    }
+
+    /// A module's place in the package's module tree, below `kernel/`:
+    /// `drivers/net/usb/usbnet.ko.xz`.
+    pub fn tree_path(&self, name: &str) -> Option<String> {
+        let path = self.modules.get(name)?.path.to_string();
+        let prefix = format!("/usr/lib/modules/{}/kernel/", self.version);
+        path.strip_prefix(&prefix).map(str::to_owned)
+    }
+
     /// The names of the modules under `kernel/<dir>/` of the module tree
     /// (`drivers/net/usb`), sorted.
     pub fn modules_in(&self, dir: &str) -> Vec<String> {
-        let prefix = format!(
-            "/usr/lib/modules/{}/kernel/{}/",
-            self.version,
-            dir.trim_matches('/')
-        );
+        let prefix = format!("{}/", dir.trim_matches('/'));
         self.modules
-            .iter()
-            .filter(|(_, file)| file.path.to_string().starts_with(&prefix))
-            .map(|(name, _)| name.clone())
+            .keys()
+            .filter(|name| self.tree_path(name).is_some_and(|p| p.starts_with(&prefix)))
+            .cloned()
             .collect()
     }
 
     /// The metadata of `requested` and of everything they need (modules
     /// the kernel lacks or has built in are left out).
     pub fn index(&self, requested: &[String]) -> Result<ModuleIndex, KernelError> {
+        Ok(self.read(requested)?.index)
+    }
+
+    /// [`Kernel::index`], with the uncompressed bytes it read: what goes
+    /// into the root, decompressed once.
+    pub fn read(&self, requested: &[String]) -> Result<Modules, KernelError> {
         let mut infos: BTreeMap<String, ModInfo> = BTreeMap::new();
+        let mut bytes: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let mut queue: Vec<String> = requested.iter().map(|n| n.replace('-', "_")).collect();
         while let Some(name) = queue.pop() {
             if infos.contains_key(&name)
@@ -164,7 +185,8 @@ impl Kernel {
             {
                 continue;
             }
-            let info = kmod::modinfo(&name, &self.module_bytes(&name)?)?;
+            let elf = self.module_bytes(&name)?;
+            let info = kmod::modinfo(&name, &elf)?;
             queue.extend(
                 info.depends
                     .iter()
@@ -172,10 +194,22 @@ impl Kernel {
                     .chain(&info.soft_post)
                     .cloned(),
             );
+            bytes.insert(name.clone(), elf);
             infos.insert(name, info);
         }
-        Ok(ModuleIndex::new(infos.into_values()))
+        Ok(Modules {
+            index: ModuleIndex::new(infos.into_values()),
+            bytes,
+        })
     }
+}
+
+/// Modules read from the kernel package: their metadata and bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Modules {
+    pub index: ModuleIndex,
+    /// Module name → uncompressed ELF.
+    pub bytes: BTreeMap<String, Vec<u8>>,
 }
 
 #[cfg(test)]

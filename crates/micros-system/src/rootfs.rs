@@ -446,7 +446,7 @@ pub fn assemble(
         modules: selection
             .boot_order
             .iter()
-            .map(|name| format!("/usr/lib/modules/{}/{name}.ko", kernel.version))
+            .map(|name| kernel.root_module_path(name))
             .collect(),
         coldplug: selection.table.is_some(),
         ..Activation::default()

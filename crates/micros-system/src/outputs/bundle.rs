@@ -25,14 +25,16 @@ pub fn write(system: &System<'_>, dir: &Path, signing_key: &[u8; 32]) -> Result<
         option: "system.update.version",
         message: format!("`{}`: {error}", update.version),
     })?;
-    let parts = PARTS.map(|name| hash(&dir.join(name)));
-    let [kernel, initrd, root] = parts;
     let manifest = bundle::manifest(
         version,
         system.config.platform.host.name(),
         update.compatible.clone(),
         BLOCK_SIZE,
-        [kernel?, initrd?, root?],
+        [
+            hash(dir, PARTS[0])?,
+            hash(dir, PARTS[1])?,
+            hash(dir, PARTS[2])?,
+        ],
     );
     let text = manifest.to_text();
     let signature = SigningKey::from_bytes(signing_key)
@@ -53,8 +55,10 @@ pub fn write(system: &System<'_>, dir: &Path, signing_key: &[u8; 32]) -> Result<
         .map_err(io(&path))
 }
 
-/// A part's size and block hashes, read in 1 MiB pieces.
-fn hash(path: &Path) -> Result<(u64, PartHasher), BuildError> {
+/// The size and block hashes of the part `name` in `dir`, read in 1 MiB
+/// pieces.
+fn hash(dir: &Path, name: &str) -> Result<(u64, PartHasher), BuildError> {
+    let path = &dir.join(name);
     let mut file = std::fs::File::open(path).map_err(io(path))?;
     let mut hasher = PartHasher::new(BLOCK_SIZE);
     let mut buffer = vec![0u8; 1 << 20];
