@@ -81,6 +81,12 @@ fn main() {
         "cargo:rerun-if-changed={}",
         init.join("Cargo.toml").display()
     );
+    let update = manifest.join("../micros-update");
+    println!("cargo:rerun-if-changed={}", update.join("src").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        update.join("Cargo.toml").display()
+    );
     ensure_rust_src();
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let target_dir = out.join("micros-init");
@@ -94,8 +100,12 @@ fn main() {
         "micros-init",
         "--bin",
         "micros-init",
+        "-p",
+        "micros-update",
+        "--bin",
+        "micros-update",
         "--features",
-        "device",
+        "micros-init/device,micros-update/device",
         // core and alloc from rust-src; memcpy and friends from
         // compiler-builtins, as there is no C library to bring them.
         "-Zbuild-std=core,alloc",
@@ -137,18 +147,26 @@ fn main() {
     if !status.success() {
         panic!("building micros-init (stage 1) failed; see the errors above");
     }
-    let mut code = String::from(
-        "/// Stage 1 for each platform: (platform, static binary).\npub static INIT_BINARIES: &[(&str, &[u8])] = &[\n",
-    );
-    for (platform, target) in TARGETS {
-        let binary = target_dir.join(target).join("release/micros-init");
+    let mut code = String::new();
+    for (name, what, constant) in [
+        ("micros-init", "Stage 1", "INIT_BINARIES"),
+        ("micros-update", "The update program", "UPDATE_BINARIES"),
+    ] {
         writeln!(
             code,
-            "    ({platform:?}, include_bytes!({:?})),",
-            binary.display().to_string()
+            "/// {what} for each platform: (platform, static binary).\npub static {constant}: &[(&str, &[u8])] = &["
         )
         .expect("write to string");
+        for (platform, target) in TARGETS {
+            let binary = target_dir.join(target).join("release").join(name);
+            writeln!(
+                code,
+                "    ({platform:?}, include_bytes!({:?})),",
+                binary.display().to_string()
+            )
+            .expect("write to string");
+        }
+        code.push_str("];\n");
     }
-    code.push_str("];\n");
     std::fs::write(out.join("init_binaries.rs"), code).expect("write init_binaries.rs");
 }

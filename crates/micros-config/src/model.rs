@@ -437,9 +437,23 @@ pub struct System {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Update {
+    pub enable: bool,
     pub version: String,
     pub trusted_keys: Vec<String>,
     pub compatible: Vec<String>,
+    pub tries: u8,
+    /// `types.Size` of each system slot.
+    pub slot_size: String,
+    pub health_check: HealthCheck,
+}
+
+/// What a new slot must pass to be confirmed (`system.update.healthCheck`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub services: Vec<String>,
+    pub command: Option<String>,
+    pub timeout: u16,
 }
 
 /// The base system (busybox and runit); the modules add its packages to

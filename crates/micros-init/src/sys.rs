@@ -11,8 +11,10 @@
 //! Pages                            ─► the global allocator (mmap/munmap)
 //! ```
 //!
-//! All the unsafe code of the device binary is in this file.
-#![allow(unsafe_code)]
+//! All the unsafe code of the device binaries is in this file. Two programs
+//! share it (`micros-init` and micros-update's device program, which
+//! includes this file by path), each using a part of it.
+#![allow(unsafe_code, dead_code)]
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -383,6 +385,7 @@ const AT_REMOVEDIR: usize = 0x200;
 const AT_EMPTY_PATH: usize = 0x1000;
 const O_RDONLY: usize = 0;
 const O_WRONLY: usize = 1;
+const O_RDWR: usize = 2;
 const O_CLOEXEC: usize = 0o2000000;
 
 /// Writes all of `bytes` to `fd` (the console is fd 2).
@@ -419,6 +422,16 @@ impl File {
 
     pub fn open_for_writing(path: &str) -> Result<File> {
         open_flags(path, O_WRONLY)
+    }
+
+    /// Opens a device or file for reading and writing (the update slots).
+    pub fn open_for_reading_and_writing(path: &str) -> Result<File> {
+        open_flags(path, O_RDWR)
+    }
+
+    /// Standard input, which the process owns (closed when dropped).
+    pub fn standard_input() -> File {
+        File(0)
     }
 
     /// Opens `path` for appending, creating it (mode 0644) if missing.

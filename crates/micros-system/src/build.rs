@@ -44,6 +44,8 @@ pub enum Attribute {
     SdImage,
     /// Everything, and `update.bundle`, signed.
     Update,
+    /// Everything, and the A/B disk `disk.img` with `u-boot.bin`.
+    Disk,
 }
 
 /// What to build, and with which key to sign an update bundle.
@@ -63,6 +65,7 @@ impl Attribute {
             "squashfs" => Attribute::Squashfs,
             "sdImage" | "sdimage" => Attribute::SdImage,
             "update" => Attribute::Update,
+            "disk" => Attribute::Disk,
             _ => return None,
         })
     }

@@ -1,9 +1,18 @@
-//! The stage-1 binaries embedded at build time (see `build.rs`).
+//! The device binaries embedded at build time (see `build.rs`): stage 1
+//! (`micros-init`) and the update program (`micros-update`).
 include!(concat!(env!("OUT_DIR"), "/init_binaries.rs"));
 
 /// The static `/init` for a platform (`x86_64-linux`, …).
 pub fn binary(platform: &str) -> Option<&'static [u8]> {
     INIT_BINARIES
+        .iter()
+        .find(|(name, _)| *name == platform)
+        .map(|(_, bytes)| *bytes)
+}
+
+/// The static `micros-update` for a platform.
+pub fn update_binary(platform: &str) -> Option<&'static [u8]> {
+    UPDATE_BINARIES
         .iter()
         .find(|(name, _)| *name == platform)
         .map(|(_, bytes)| *bytes)
@@ -26,8 +35,15 @@ mod tests {
             ("riscv64-linux", 243),
         ];
         assert_eq!(INIT_BINARIES.len(), expected.len());
-        for (platform, machine) in expected {
-            let elf = binary(platform).unwrap_or_else(|| panic!("no init for {platform}"));
+        assert_eq!(UPDATE_BINARIES.len(), expected.len());
+        let both = expected.iter().flat_map(|&(platform, machine)| {
+            [
+                (platform, machine, binary(platform)),
+                (platform, machine, update_binary(platform)),
+            ]
+        });
+        for (platform, machine, elf) in both {
+            let elf = elf.unwrap_or_else(|| panic!("no binary for {platform}"));
             assert_eq!(&elf[0..4], b"\x7fELF", "{platform}");
             assert_eq!(
                 u16::from_le_bytes([elf[18], elf[19]]),

@@ -41,8 +41,48 @@ pub fn data_disk(config: &Config) -> Option<(String, u64)> {
     })
 }
 
-/// QEMU's arguments; `data` is the data disk file, if one is attached.
-pub fn arguments_with(config: &Config, dir: &str, accel: Accel, data: Option<&str>) -> Vec<String> {
+/// The disk a system built for updates boots from under `micros run` and
+/// `run-vm`: the device's own copy, relative to the working directory
+/// (`$MICROS_DISK` overrides it), flashed from the build's `disk.img` on
+/// first run and kept across runs, as a device keeps its disk. An update
+/// (`micros deploy`) changes it; deleting it flashes afresh.
+pub fn device_disk(config: &Config) -> Option<String> {
+    config
+        .system
+        .update
+        .enable
+        .then(|| format!("{}-disk.img", config.networking.host_name))
+}
+
+/// QEMU's arguments for a system built for updates: U-Boot from `dir`
+/// boots the A/B disk `disk`, the i6300esb watchdog resets the machine
+/// when it fires, and a reboot restarts the machine instead of ending
+/// QEMU (a rollback is a reboot).
+pub fn disk_arguments(config: &Config, dir: &str, disk: &str) -> Vec<String> {
+    let mut args = machine(config, Accel::Tcg);
+    let disk = if disk.starts_with('$') {
+        disk.to_owned()
+    } else {
+        disk.replace(',', ",,")
+    };
+    args.extend([
+        "-bios".into(),
+        format!("{dir}/u-boot.bin"),
+        "-drive".into(),
+        format!("file={disk},format=raw,if=none,id=disk"),
+        "-device".into(),
+        "virtio-blk-pci,drive=disk".into(),
+        "-device".into(),
+        "i6300esb".into(),
+        "-action".into(),
+        "watchdog=reset".into(),
+    ]);
+    args.extend(network(config));
+    args
+}
+
+/// The machine, its memory and console, for `accel`.
+fn machine(config: &Config, accel: Accel) -> Vec<String> {
     let qemu = &config.virtualisation.qemu;
     let mut args: Vec<String> = vec![
         "-accel".into(),
@@ -72,8 +112,33 @@ pub fn arguments_with(config: &Config, dir: &str, accel: Accel, data: Option<&st
         "-smp".into(),
         qemu.cores.to_string(),
         "-nographic".into(),
-        "-no-reboot".into(),
     ]);
+    args
+}
+
+/// The user network with the forwarded ports, and the user's extra
+/// arguments, last.
+fn network(config: &Config) -> Vec<String> {
+    let qemu = &config.virtualisation.qemu;
+    let forwards: String = qemu
+        .forward_ports
+        .iter()
+        .map(|f| format!(",hostfwd={}:127.0.0.1:{}-:{}", f.protocol, f.host, f.guest))
+        .collect();
+    let mut args: Vec<String> = vec![
+        "-netdev".into(),
+        format!("user,id=net0{forwards}"),
+        "-device".into(),
+        "virtio-net-pci,netdev=net0".into(),
+    ];
+    args.extend(qemu.extra_args.iter().cloned());
+    args
+}
+
+/// QEMU's arguments; `data` is the data disk file, if one is attached.
+pub fn arguments_with(config: &Config, dir: &str, accel: Accel, data: Option<&str>) -> Vec<String> {
+    let mut args = machine(config, accel);
+    args.push("-no-reboot".into());
     args.extend([
         "-kernel".into(),
         format!("{dir}/kernel"),
@@ -100,18 +165,7 @@ pub fn arguments_with(config: &Config, dir: &str, accel: Accel, data: Option<&st
             "virtio-blk-pci,drive=data".into(),
         ]);
     }
-    let forwards: String = qemu
-        .forward_ports
-        .iter()
-        .map(|f| format!(",hostfwd={}:127.0.0.1:{}-:{}", f.protocol, f.host, f.guest))
-        .collect();
-    args.extend([
-        "-netdev".into(),
-        format!("user,id=net0{forwards}"),
-        "-device".into(),
-        "virtio-net-pci,netdev=net0".into(),
-    ]);
-    args.extend(qemu.extra_args.iter().cloned());
+    args.extend(network(config));
     args
 }
 
@@ -119,6 +173,27 @@ pub fn arguments_with(config: &Config, dir: &str, accel: Accel, data: Option<&st
 /// arguments on to QEMU.
 pub fn run_vm_script(config: &Config) -> String {
     let (binary, package) = emulator(config.platform.host);
+    if let Some(name) = device_disk(config) {
+        let mut args = disk_arguments(config, "$dir", "$disk");
+        let user = args.split_off(args.len() - config.virtualisation.qemu.extra_args.len());
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| shell::quote_with_variables(a, &["dir", "disk"]))
+            .chain(user.iter().map(|a| shell::quote(a)))
+            .collect();
+        return format!(
+            "#!/bin/sh\n# Boots this MicrOS system's A/B disk in QEMU (software emulation) with U-Boot;\n\
+             # written by `micros build`. The serial console is this terminal; press Ctrl-a x to quit.\n\
+             dir=$(dirname \"$(readlink -f \"$0\")\")\n\
+             command -v {binary} >/dev/null || {{ echo \"run-vm: {binary} is missing: install the Debian package {package}\" >&2; exit 1; }}\n\
+             # The device's own disk: flashed from disk.img on first run, then kept\n\
+             # (updates change it; delete it to flash afresh).\n\
+             disk=${{MICROS_DISK:-$PWD/{name}}}\n\
+             [ -e \"$disk\" ] || {{ cp \"$dir/disk.img\" \"$disk\" && chmod u+w \"$disk\" && echo \"run-vm: flashed $disk from disk.img\" >&2; }} || exit 1\n\
+             exec {binary} {} \"$@\"\n",
+            args.join(" ")
+        );
+    }
     // MicrOS's own arguments name the artifacts by `$dir` and the data
     // disk by `$data`, which the script expands; the user's extraArgs,
     // which come last, are passed on as written.

@@ -434,6 +434,9 @@ pub fn assemble(
     // those loaded for devices (coldplug in stage 1, then hotplug).
     let selection = crate::hardware::select(config, kernel, firmware)?;
     crate::hardware::install(&mut tree, &selection, kernel, config.platform.host.name())?;
+    if config.system.update.enable {
+        install_updater(&mut tree, config)?;
+    }
     let mut activation = Activation {
         sysctl: config
             .boot
@@ -540,6 +543,55 @@ pub struct Assembled {
     pub tree: Tree,
     pub declared: Vec<Declared>,
     pub warnings: Vec<String>,
+}
+
+/// `micros-update` and its settings (`/etc/micros/update`): the trusted
+/// keys, the platform and board a bundle must be for, and the boots a new
+/// slot gets.
+fn install_updater(tree: &mut Tree, config: &Config) -> Result<(), RootfsError> {
+    let update = &config.system.update;
+    let platform = config.platform.host.name();
+    let option = |option: &str, message: String| RootfsError::Option {
+        option: option.to_owned(),
+        message,
+    };
+    let keys = update
+        .trusted_keys
+        .iter()
+        .map(|key| {
+            micros_update::bundle::parse_public_key(key).ok_or_else(|| {
+                option(
+                    "system.update.trustedKeys",
+                    format!("`{key}` is not a key from micros keygen"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let settings = micros_update::device::Settings {
+        platform: platform.to_owned(),
+        board: update
+            .compatible
+            .first()
+            .cloned()
+            .ok_or_else(|| option("system.update.compatible", "names no board".into()))?,
+        tries: update.tries,
+        keys,
+    };
+    let binary = crate::init::update_binary(platform).ok_or_else(|| {
+        option(
+            "platform.host",
+            format!("MicrOS has no micros-update for {platform}"),
+        )
+    })?;
+    tree.replace(
+        path("/usr/bin/micros-update")?,
+        Entry::file(Content::bytes(binary), 0o755, "system.update.enable"),
+    )?;
+    tree.replace(
+        path("/etc/micros/update")?,
+        file(settings.to_text(), 0o644, "system.update"),
+    )?;
+    Ok(())
 }
 
 fn content_of(

@@ -50,7 +50,8 @@ pub struct System<'a> {
     pub kernel: Kernel,
     /// The kernel packages' files (device trees for a Pi card).
     pub kernel_tree: Tree,
-    /// raspi-firmware's files; it goes onto the Pi's boot partition.
+    /// raspi-firmware's files, which go onto the Pi's boot partition, and
+    /// u-boot-qemu's, which boot the A/B disk under QEMU.
     pub boot_firmware: Tree,
     /// `hardware.firmware`'s packages: the root takes the files its
     /// modules can ask for.
@@ -78,7 +79,10 @@ impl<'a> System<'a> {
         let mut declared = BTreeMap::new();
         for (package, deb) in pair(lock, debs)? {
             let tar = data_tar(cache, &package.name, deb, &package.sha256)?;
-            if package.name == "raspi-firmware" {
+            // The boot firmware goes to the boot partition, not the root.
+            if package.name == "raspi-firmware"
+                || package.name == crate::outputs::disk::UBOOT_PACKAGE
+            {
                 unpack_tar(
                     &package.name,
                     &tar,

@@ -439,6 +439,7 @@ pub fn manifest(
     version: Version,
     platform: &str,
     compatible: Vec<String>,
+    cmdline: &str,
     block_size: u32,
     parts: [(u64, PartHasher); 3],
 ) -> Manifest {
@@ -453,6 +454,7 @@ pub fn manifest(
         version,
         platform: platform.into(),
         compatible,
+        cmdline: cmdline.into(),
         block_size,
         parts: described,
         blocks,
@@ -489,6 +491,7 @@ mod tests {
             Version::parse(version).unwrap(),
             platform,
             alloc::vec!["qemu-virt".into()],
+            "console=ttyAMA0 panic=10",
             4096,
             hashed,
         )

@@ -1,7 +1,8 @@
 //! MicrOS update bundles, as pure parts shared by the host (which writes
 //! and signs them) and the device (which verifies them while it writes):
-//! the manifest ([`manifest`]), the version order ([`version`]) and the
-//! bundle's bytes ([`bundle`]).
+//! the manifest ([`manifest`]), the version order ([`version`]), the
+//! bundle's bytes ([`bundle`]), the boot state and its chooser ([`state`])
+//! and the slot's layout and header ([`slot`]).
 //!
 //! No step depends on the clock: a bundle has no expiry and the device
 //! needs no time to check it, only its trusted keys, its platform and
@@ -10,5 +11,8 @@
 extern crate alloc;
 
 pub mod bundle;
+pub mod device;
 pub mod manifest;
+pub mod slot;
+pub mod state;
 pub mod version;

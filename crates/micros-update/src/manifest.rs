@@ -7,6 +7,7 @@
 //! version 1.4.2
 //! platform aarch64-linux
 //! compatible qemu-virt
+//! cmdline console=ttyAMA0,115200 micros.rootwait=10 panic=10
 //! block-size 65536
 //! part kernel 11702144 <sha256 of the whole part>
 //! part initrd 1204513 <sha256>
@@ -47,6 +48,9 @@ pub struct Manifest {
     pub platform: String,
     /// The boards it may be installed on (`qemu-virt`, `rpi3`, …).
     pub compatible: Vec<String>,
+    /// The kernel command line without `root=` (the boot script adds the
+    /// slot's partition): printable ASCII, one line.
+    pub cmdline: String,
     pub block_size: u32,
     pub parts: Vec<Part>,
     /// Every part's blocks' SHA-256, part after part.
@@ -84,6 +88,7 @@ impl Manifest {
         for board in &self.compatible {
             let _ = writeln!(text, "compatible {board}");
         }
+        let _ = writeln!(text, "cmdline {}", self.cmdline);
         let _ = writeln!(text, "block-size {}", self.block_size);
         for part in &self.parts {
             let _ = writeln!(
@@ -128,14 +133,22 @@ impl Manifest {
         }
         let platform = value.to_owned();
         let mut compatible = Vec::new();
-        let (mut n, mut key, mut value) = next("block-size")?;
+        let (mut n, mut key, mut value) = next("cmdline")?;
         while key == "compatible" {
             if !is_word(value) || compatible.len() >= 64 {
                 return Err(ManifestError::Line(n, "bad board name"));
             }
             compatible.push(value.to_owned());
-            (n, key, value) = next("block-size")?;
+            (n, key, value) = next("cmdline")?;
         }
+        if key != "cmdline" || !crate::slot::Header::valid_cmdline(value) {
+            return Err(ManifestError::Line(
+                n,
+                "expected `cmdline <kernel parameters>` (printable, one line)",
+            ));
+        }
+        let cmdline = value.to_owned();
+        let (n, key, value) = next("block-size")?;
         if key != "block-size" {
             return Err(ManifestError::Line(n, "expected `block-size`"));
         }
@@ -193,6 +206,7 @@ impl Manifest {
             version,
             platform,
             compatible,
+            cmdline,
             block_size,
             parts,
             blocks,
@@ -247,6 +261,7 @@ mod tests {
             version: Version::parse("1.4.2").unwrap(),
             platform: "aarch64-linux".into(),
             compatible: alloc::vec!["qemu-virt".into(), "rpi3".into()],
+            cmdline: "console=ttyAMA0,115200 panic=10".into(),
             block_size: 4096,
             parts: alloc::vec![
                 Part {
@@ -274,10 +289,12 @@ mod tests {
         let manifest = example();
         let text = manifest.to_text();
         assert_eq!(Manifest::parse(&text), Ok(manifest));
-        assert!(text.starts_with("micros-update-manifest 1\nversion 1.4.2\nplatform aarch64-linux\ncompatible qemu-virt\ncompatible rpi3\nblock-size 4096\npart kernel 5000 0101"));
+        assert!(text.starts_with("micros-update-manifest 1\nversion 1.4.2\nplatform aarch64-linux\ncompatible qemu-virt\ncompatible rpi3\ncmdline console=ttyAMA0,115200 panic=10\nblock-size 4096\npart kernel 5000 0101"));
         let broken = [
             text.replace("manifest 1", "manifest 2"),
             text.replace("block-size 4096", "block-size 4000"),
+            text.replace("panic=10", "panic=10\t"),
+            text.replace("cmdline console", "cmdlines console"),
             text.replace("part initrd", "part root"),
             text.replace("part kernel 5000", "part kernel 05000"),
             text.replace("version 1.4.2", "version 01.4.2"),

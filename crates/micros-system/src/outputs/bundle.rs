@@ -29,6 +29,7 @@ pub fn write(system: &System<'_>, dir: &Path, signing_key: &[u8; 32]) -> Result<
         version,
         system.config.platform.host.name(),
         update.compatible.clone(),
+        &super::disk::slot_cmdline(system.config)?,
         BLOCK_SIZE,
         [
             hash(dir, PARTS[0])?,

@@ -7,6 +7,8 @@
 //! squashfs.rs  root.squashfs    the root filesystem, and where its bytes go
 //! toplevel.rs  cmdline, run-vm  the kernel command line; QEMU for it
 //! sdimage.rs   sd.img           the Raspberry Pi card
+//! disk.rs      disk.img         the A/B disk (system.update.enable), and
+//!              u-boot.bin       the firmware QEMU boots it with
 //! bundle.rs    update.bundle    kernel, initrd and root, signed for devices
 //! manifest.rs  manifest.json    what was built, with sizes and hashes
 //! ```
@@ -17,6 +19,7 @@ use crate::error::BuildError;
 use crate::system::System;
 
 pub mod bundle;
+pub mod disk;
 pub mod initrd;
 pub mod kernel;
 pub mod manifest;
@@ -35,6 +38,7 @@ pub fn write(system: &System<'_>, request: Request<'_>, dir: &Path) -> Result<Wr
     let attribute = request.attribute;
     let card = attribute == Attribute::SdImage;
     let update = attribute == Attribute::Update;
+    let disk = attribute == Attribute::Disk;
     // Before any writing: a bundle needs its key.
     let signing_key = match (update, request.signing_key) {
         (true, None) => return Err(BuildError::NoSigningKey),
@@ -46,7 +50,13 @@ pub fn write(system: &System<'_>, request: Request<'_>, dir: &Path) -> Result<Wr
             "no Raspberry Pi model is enabled".into(),
         ));
     }
-    let all = attribute == Attribute::Toplevel || card || update;
+    // Before any writing: the A/B disk needs a system built for it.
+    if disk {
+        disk::check(system.config)?;
+    }
+    // A system built for updates boots from its disk (`micros run`).
+    let all = attribute == Attribute::Toplevel || card || update || disk;
+    let disk = disk || (attribute == Attribute::Toplevel && system.config.system.update.enable);
     if all || attribute == Attribute::Kernel {
         kernel::write(system, dir)?;
     }
@@ -63,6 +73,9 @@ pub fn write(system: &System<'_>, request: Request<'_>, dir: &Path) -> Result<Wr
     }
     if card {
         sdimage::write(system, dir)?;
+    }
+    if disk {
+        disk::write(system, dir)?;
     }
     if let (true, Some(key)) = (update, signing_key) {
         bundle::write(system, dir, key)?;

@@ -13,7 +13,7 @@ pub struct Args {
     /// The configuration file
     #[arg(default_value = super::DEFAULT_CONFIG)]
     pub file: PathBuf,
-    /// What to build: toplevel (everything), kernel, initrd, squashfs, sdImage (everything and a Raspberry Pi card) or update (everything and a signed update.bundle)
+    /// What to build: toplevel (everything), kernel, initrd, squashfs, sdImage (everything and a Raspberry Pi card), disk (everything and the A/B disk of a system built for updates) or update (everything and a signed update.bundle)
     #[arg(long = "attr", short = 'A', default_value = "toplevel")]
     pub attr: String,
     /// The key that signs an update bundle (from `micros keygen`)
@@ -73,7 +73,7 @@ pub fn build_system(args: &Args) -> anyhow::Result<(micros_config::Config, Built
     let start = Instant::now();
     let attribute = Attribute::parse(&args.attr).with_context(|| {
         format!(
-            "unknown attribute `{}`\nhint: use toplevel, kernel, initrd, squashfs, sdImage or update",
+            "unknown attribute `{}`\nhint: use toplevel, kernel, initrd, squashfs, sdImage, disk or update",
             args.attr
         )
     })?;

@@ -14,6 +14,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config = &config;
     let (binary, package) = qemu::emulator(config.platform.host);
     let dir = built.directory.display().to_string();
+    if let Some(name) = qemu::device_disk(config) {
+        return run_disk(config, &built, &name);
+    }
     let cmdline =
         std::fs::read_to_string(built.directory.join("cmdline")).context("reading cmdline")?;
     let (accel, why) = accelerator(config, &built)?;
@@ -41,6 +44,48 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let status = Command::new(binary)
         .args(qemu::arguments_with(config, &dir, accel, data.as_deref()))
         .args(["-append", cmdline.trim()])
+        .status()
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::NotFound => anyhow::anyhow!("{binary} is not installed\nhint: install the Debian package {package} (`sudo apt-get install {package}`)"),
+            _ => anyhow::anyhow!("cannot start {binary}: {error}"),
+        })?;
+    if !status.success() {
+        anyhow::bail!("{binary} exited with {status}");
+    }
+    Ok(())
+}
+
+/// Boots the device's A/B disk with U-Boot, flashing it from the build's
+/// `disk.img` the first time.
+fn run_disk(
+    config: &micros_config::Config,
+    built: &micros_system::build::Built,
+    name: &str,
+) -> anyhow::Result<()> {
+    let (binary, package) = qemu::emulator(config.platform.host);
+    let path = std::env::var_os("MICROS_DISK")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(name));
+    if !path.exists() {
+        std::fs::copy(built.directory.join("disk.img"), &path)
+            .with_context(|| format!("flashing the device disk {}", path.display()))?;
+        eprintln!(
+            "flashed the device disk {} from {}/disk.img; it is kept across runs (micros deploy updates it; delete it to flash afresh)",
+            path.display(),
+            built.directory.display()
+        );
+    }
+    eprintln!(
+        "booting {} from {} under {binary} with U-Boot (software emulation); press Ctrl-a x to quit",
+        config.networking.host_name,
+        path.display()
+    );
+    let status = Command::new(binary)
+        .args(qemu::disk_arguments(
+            config,
+            &built.directory.display().to_string(),
+            &path.display().to_string(),
+        ))
         .status()
         .map_err(|error| match error.kind() {
             std::io::ErrorKind::NotFound => anyhow::anyhow!("{binary} is not installed\nhint: install the Debian package {package} (`sudo apt-get install {package}`)"),

@@ -1,0 +1,406 @@
+//! The device program's pure parts: its configuration (written by the
+//! build into `/etc/micros/update`), the record of the last update (kept
+//! after the boot state in the `micros-state` partition), and its status as
+//! text and JSON.
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt::{self, Write as _};
+
+use crate::bundle::{parse_public_key, Expectations};
+use crate::slot::Header;
+use crate::state::{BootState, Slot};
+use crate::version::Version;
+
+/// Where in the `micros-state` partition the last update's record is: after
+/// the boot state's sector, in its own 4 KiB.
+pub const RECORD_OFFSET: u64 = 4096;
+pub const RECORD_SIZE: usize = 4096;
+
+/// `/etc/micros/update`, one setting per line:
+///
+/// ```text
+/// platform aarch64-linux
+/// board generic
+/// tries 1
+/// key micros-ed25519:<64 hex digits>
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub platform: String,
+    pub board: String,
+    pub tries: u8,
+    pub keys: Vec<[u8; 32]>,
+}
+
+impl Settings {
+    pub fn to_text(&self) -> String {
+        let mut text = String::new();
+        let _ = write!(
+            text,
+            "platform {}\nboard {}\ntries {}\n",
+            self.platform, self.board, self.tries
+        );
+        for key in &self.keys {
+            let _ = writeln!(text, "key {}", crate::bundle::format_public_key(key));
+        }
+        text
+    }
+
+    pub fn parse(text: &str) -> Result<Settings, String> {
+        let (mut platform, mut board, mut tries, mut keys) = (None, None, None, Vec::new());
+        for (number, line) in text.lines().enumerate() {
+            let bad = |what: &str| alloc::format!("line {}: {what}", number + 1);
+            let (key, value) = line.split_once(' ').ok_or_else(|| bad("no value"))?;
+            match key {
+                "platform" => platform = Some(value.to_string()),
+                "board" => board = Some(value.to_string()),
+                "tries" => {
+                    tries = Some(
+                        value
+                            .parse::<u8>()
+                            .ok()
+                            .filter(|n| (1..=crate::state::MAX_TRIES).contains(n))
+                            .ok_or_else(|| bad("tries is 1 to 9"))?,
+                    )
+                }
+                "key" => keys
+                    .push(parse_public_key(value).ok_or_else(|| bad("not a micros-ed25519 key"))?),
+                _ => return Err(bad("unknown setting")),
+            }
+        }
+        Ok(Settings {
+            platform: platform.ok_or("no platform")?,
+            board: board.ok_or("no board")?,
+            tries: tries.ok_or("no tries")?,
+            keys,
+        })
+    }
+
+    pub fn expectations(&self, installed: Option<Version>, allow_downgrade: bool) -> Expectations {
+        Expectations {
+            trusted_keys: self.keys.clone(),
+            platform: self.platform.clone(),
+            board: self.board.clone(),
+            installed,
+            allow_downgrade,
+        }
+    }
+}
+
+/// How the last update went, as far as the device knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written and armed; the next boot tries it.
+    Installed,
+    /// The trial slot reached userspace and runs its health check.
+    Checking,
+    Confirmed,
+    RolledBack,
+    Refused,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Installed => "installed",
+            Outcome::Checking => "checking",
+            Outcome::Confirmed => "confirmed",
+            Outcome::RolledBack => "rolled-back",
+            Outcome::Refused => "refused",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Outcome> {
+        [
+            Outcome::Installed,
+            Outcome::Checking,
+            Outcome::Confirmed,
+            Outcome::RolledBack,
+            Outcome::Refused,
+        ]
+        .into_iter()
+        .find(|o| o.name() == text)
+    }
+}
+
+/// The record of the last update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub outcome: Outcome,
+    pub slot: Slot,
+    pub version: String,
+    /// One line: what happened, in words.
+    pub reason: String,
+}
+
+impl Record {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut text = String::new();
+        let _ = write!(
+            text,
+            "outcome={}\nslot={}\nversion={}\nreason={}\nend=1\n",
+            self.outcome.name(),
+            self.slot,
+            one_line(&self.version, 64),
+            one_line(&self.reason, 3000)
+        );
+        let mut bytes = alloc::vec![0u8; RECORD_SIZE];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        bytes
+    }
+
+    pub fn parse(bytes: &[u8]) -> Option<Record> {
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        let text = core::str::from_utf8(&bytes[..end]).ok()?;
+        let (mut outcome, mut slot, mut version, mut reason, mut complete) =
+            (None, None, None, None, false);
+        for line in text.lines() {
+            let (key, value) = line.split_once('=')?;
+            match key {
+                "outcome" => outcome = Outcome::parse(value),
+                "slot" => slot = Slot::parse(value),
+                "version" => version = Some(value.to_string()),
+                "reason" => reason = Some(value.to_string()),
+                "end" => complete = value == "1",
+                _ => return None,
+            }
+        }
+        complete.then_some(())?;
+        Some(Record {
+            outcome: outcome?,
+            slot: slot?,
+            version: version?,
+            reason: reason?,
+        })
+    }
+}
+
+/// `text` on one printable line of at most `max` bytes.
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut line = String::new();
+    for c in text.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if line.len() + c.len_utf8() > max {
+            break;
+        }
+        line.push(c);
+    }
+    line
+}
+
+/// Why a trial ended without a verdict, from what it last recorded.
+pub fn unconfirmed_reason(record: Option<&Record>, slot: Slot) -> String {
+    match record {
+        Some(r) if r.slot == slot && r.outcome == Outcome::Checking => alloc::format!(
+            "slot {slot} reached userspace but was reset before its health check passed (a hang: the watchdog fired)"
+        ),
+        _ => alloc::format!(
+            "slot {slot} never reached its health check (a kernel panic, stage 1 failing, or a hang before init)"
+        ),
+    }
+}
+
+/// One slot, as `micros-update status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotStatus {
+    pub slot: Slot,
+    pub version: Option<String>,
+    pub booted: bool,
+    /// good, trying, bad, inactive or empty.
+    pub state: &'static str,
+}
+
+pub fn slot_status(
+    slot: Slot,
+    header: Option<&Header>,
+    state: &BootState,
+    booted: Slot,
+) -> SlotStatus {
+    let word = if state.good == slot {
+        "good"
+    } else if state.trying == Some(slot) {
+        "trying"
+    } else if state.bad == Some(slot) {
+        "bad"
+    } else if header.is_some() {
+        "inactive"
+    } else {
+        "empty"
+    };
+    SlotStatus {
+        slot,
+        version: header.map(|h| h.version.to_string()),
+        booted: booted == slot,
+        state: word,
+    }
+}
+
+pub struct Status<'a> {
+    pub slots: &'a [SlotStatus],
+    pub record: Option<&'a Record>,
+}
+
+impl fmt::Display for Status<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in self.slots {
+            writeln!(
+                f,
+                "slot {}: {}{}, version {}",
+                s.slot,
+                s.state,
+                if s.booted { ", booted" } else { "" },
+                s.version.as_deref().unwrap_or("-")
+            )?;
+        }
+        match self.record {
+            Some(r) => writeln!(
+                f,
+                "last update: version {} into slot {}: {}{}{}",
+                r.version,
+                r.slot,
+                r.outcome.name(),
+                if r.reason.is_empty() { "" } else { ": " },
+                r.reason
+            ),
+            None => writeln!(f, "last update: none"),
+        }
+    }
+}
+
+impl Status<'_> {
+    pub fn to_json(&self) -> String {
+        let mut out = String::from("{\"slots\":[");
+        for (i, s) in self.slots.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "{{\"slot\":\"{}\",\"state\":\"{}\",\"booted\":{},\"version\":{}}}",
+                s.slot,
+                s.state,
+                s.booted,
+                s.version.as_deref().map_or("null".into(), json_string)
+            );
+        }
+        out.push_str("],\"last\":");
+        match self.record {
+            Some(r) => {
+                let _ = write!(
+                    out,
+                    "{{\"outcome\":\"{}\",\"slot\":\"{}\",\"version\":{},\"reason\":{}}}",
+                    r.outcome.name(),
+                    r.slot,
+                    json_string(&r.version),
+                    json_string(&r.reason)
+                );
+            }
+            None => out.push_str("null"),
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+pub fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_read_back_and_bad_ones_are_refused() {
+        let settings = Settings {
+            platform: "aarch64-linux".into(),
+            board: "generic".into(),
+            tries: 2,
+            keys: vec![[7; 32]],
+        };
+        assert_eq!(Settings::parse(&settings.to_text()), Ok(settings));
+        assert!(Settings::parse("platform x\nboard y\ntries 0\n").is_err());
+        assert!(Settings::parse("platform x\nboard y\ntries 1\nkey nope\n").is_err());
+        assert!(Settings::parse("platform x\ntries 1\n").is_err());
+    }
+
+    #[test]
+    fn a_record_survives_hostile_reasons_and_torn_bytes_are_no_record() {
+        let record = Record {
+            outcome: Outcome::RolledBack,
+            slot: Slot::B,
+            version: "2".into(),
+            reason: "health check failed: line one\nline=two\0 \"quoted\"".into(),
+        };
+        let back = Record::parse(&record.to_bytes()).unwrap();
+        assert_eq!(
+            back.reason,
+            "health check failed: line one line=two  \"quoted\""
+        );
+        let bytes = record.to_bytes();
+        let text_end = bytes.iter().position(|&b| b == 0).unwrap();
+        assert_eq!(Record::parse(&bytes[..text_end - 3]), None);
+        assert_eq!(Record::parse(&[0; 16]), None);
+        let status = Status {
+            slots: &[],
+            record: Some(&back),
+        };
+        let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
+        assert_eq!(json["last"]["reason"], back.reason.as_str());
+        assert_eq!(json["last"]["outcome"], "rolled-back");
+    }
+
+    #[test]
+    fn the_status_names_each_slot_by_the_boot_state() {
+        let header = Header {
+            version: Version::parse("1").unwrap(),
+            cmdline: String::new(),
+            kernel: 0,
+            kernel_size: 0,
+            initrd: 0,
+            initrd_size: 0,
+        };
+        let state = BootState::initial().arm(Slot::B, 1);
+        assert_eq!(
+            slot_status(Slot::A, Some(&header), &state, Slot::A).state,
+            "good"
+        );
+        assert_eq!(
+            slot_status(Slot::B, Some(&header), &state, Slot::A).state,
+            "trying"
+        );
+        let rejected = state.reject(Slot::B).unwrap();
+        assert_eq!(
+            slot_status(Slot::B, Some(&header), &rejected, Slot::A).state,
+            "bad"
+        );
+        assert_eq!(
+            slot_status(Slot::B, None, &BootState::initial(), Slot::A).state,
+            "empty"
+        );
+        let slots = [slot_status(Slot::A, Some(&header), &state, Slot::A)];
+        let json: serde_json::Value = serde_json::from_str(
+            &Status {
+                slots: &slots,
+                record: None,
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(json["slots"][0]["booted"], true);
+        assert_eq!(json["slots"][0]["version"], "1");
+        assert!(json["last"].is_null());
+    }
+}

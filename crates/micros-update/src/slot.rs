@@ -1,0 +1,249 @@
+//! A slot: one partition holding a whole system, its root filesystem at
+//! the start (so stage 1 mounts the partition itself), the kernel and the
+//! initrd after it, and at its very end a 4 KiB header that tells U-Boot's
+//! boot script where they are and the device what it runs. The header is
+//! text for U-Boot's `env import -t`; numbers are hex, as U-Boot reads
+//! them; offsets and lengths count 512-byte blocks.
+//!
+//! ```text
+//! micros-a  ├─ root.squashfs   at 0
+//!           ├─ kernel          at the next 4 KiB
+//!           ├─ initrd          at the next 4 KiB
+//!           └─ header          the last 4 KiB:
+//!                micros_cmdline=console=ttyAMA0,115200 micros.rootwait=10 panic=10
+//!                micros_initrd=3a58
+//!                micros_initrd_blocks=898
+//!                micros_initrd_size=112bde
+//!                micros_kernel=d48
+//!                micros_kernel_blocks=11fe0
+//!                micros_slot_end=1
+//!                micros_version=1.2
+//! ```
+//!
+//! The header is written last, after the parts are flushed, and the boot
+//! state names the slot only after that: a slot is never tried half written.
+use alloc::string::{String, ToString};
+use core::fmt::{self, Write as _};
+
+use crate::version::Version;
+
+pub const HEADER_SIZE: u64 = 4096;
+pub const BLOCK: u64 = 512;
+const ALIGN: u64 = 4096;
+
+/// Where a slot's parts go, in bytes from the slot's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub root: u64,
+    pub kernel: u64,
+    pub initrd: u64,
+    pub header: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooSmall {
+    pub needed: u64,
+    pub slot: u64,
+}
+
+impl fmt::Display for TooSmall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the system needs {} bytes of its slot, which has {}",
+            self.needed, self.slot
+        )
+    }
+}
+
+fn align(n: u64) -> u64 {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+/// Places root, kernel and initrd of the given sizes in a slot of
+/// `slot_size` bytes.
+pub fn layout(root: u64, kernel: u64, initrd: u64, slot_size: u64) -> Result<Layout, TooSmall> {
+    let kernel_at = align(root);
+    let initrd_at = align(kernel_at + kernel);
+    let needed = align(initrd_at + initrd) + HEADER_SIZE;
+    if needed > slot_size || !slot_size.is_multiple_of(ALIGN) {
+        return Err(TooSmall {
+            needed,
+            slot: slot_size,
+        });
+    }
+    Ok(Layout {
+        root: 0,
+        kernel: kernel_at,
+        initrd: initrd_at,
+        header: slot_size - HEADER_SIZE,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub version: Version,
+    /// The kernel command line without `root=`: the boot script adds the
+    /// slot's own partition.
+    pub cmdline: String,
+    pub kernel: u64,
+    pub kernel_size: u64,
+    pub initrd: u64,
+    pub initrd_size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderError {
+    /// No `micros_slot_end=1`: an empty slot, or one being written.
+    Empty,
+    Malformed,
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HeaderError::Empty => "the slot holds no system",
+            HeaderError::Malformed => "the slot's header is malformed",
+        })
+    }
+}
+
+impl Header {
+    /// A command line the header can carry: one line, printable.
+    pub fn valid_cmdline(cmdline: &str) -> bool {
+        cmdline.len() < 2048 && cmdline.bytes().all(|b| (0x20..0x7f).contains(&b))
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut text = String::new();
+        let _ = write!(
+            text,
+            "micros_cmdline={}\nmicros_initrd={:x}\nmicros_initrd_blocks={:x}\nmicros_initrd_size={:x}\nmicros_kernel={:x}\nmicros_kernel_blocks={:x}\nmicros_slot_end=1\nmicros_version={}\n",
+            self.cmdline,
+            self.initrd / BLOCK,
+            self.initrd_size.div_ceil(BLOCK),
+            self.initrd_size,
+            self.kernel / BLOCK,
+            self.kernel_size.div_ceil(BLOCK),
+            self.version,
+        );
+        text
+    }
+
+    /// The header's 4 KiB, NUL-padded.
+    pub fn to_bytes(&self) -> alloc::vec::Vec<u8> {
+        let mut bytes = alloc::vec![0u8; HEADER_SIZE as usize];
+        let text = self.to_text();
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        bytes
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Header, HeaderError> {
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        if end == 0 {
+            return Err(HeaderError::Empty);
+        }
+        let text = core::str::from_utf8(&bytes[..end]).map_err(|_| HeaderError::Malformed)?;
+        let (mut version, mut cmdline, mut complete) = (None, None, false);
+        let (mut kernel, mut kernel_blocks, mut initrd, mut initrd_blocks, mut initrd_size) =
+            (None, None, None, None, None);
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let (key, value) = line.split_once('=').ok_or(HeaderError::Malformed)?;
+            let number = || u64::from_str_radix(value, 16).map_err(|_| HeaderError::Malformed);
+            let seen = match key {
+                "micros_cmdline" if Header::valid_cmdline(value) => {
+                    cmdline.replace(value.to_string()).is_some()
+                }
+                "micros_version" => version
+                    .replace(Version::parse(value).map_err(|_| HeaderError::Malformed)?)
+                    .is_some(),
+                "micros_kernel" => kernel.replace(number()? * BLOCK).is_some(),
+                "micros_kernel_blocks" => kernel_blocks.replace(number()?).is_some(),
+                "micros_initrd" => initrd.replace(number()? * BLOCK).is_some(),
+                "micros_initrd_blocks" => initrd_blocks.replace(number()?).is_some(),
+                "micros_initrd_size" => initrd_size.replace(number()?).is_some(),
+                "micros_slot_end" if value == "1" => core::mem::replace(&mut complete, true),
+                _ => return Err(HeaderError::Malformed),
+            };
+            if seen {
+                return Err(HeaderError::Malformed);
+            }
+        }
+        if !complete {
+            return Err(HeaderError::Empty);
+        }
+        match (
+            version,
+            cmdline,
+            kernel,
+            kernel_blocks,
+            initrd,
+            initrd_blocks,
+            initrd_size,
+        ) {
+            (
+                Some(version),
+                Some(cmdline),
+                Some(kernel),
+                Some(kernel_blocks),
+                Some(initrd),
+                Some(initrd_blocks),
+                Some(initrd_size),
+            ) if initrd_size.div_ceil(BLOCK) == initrd_blocks => Ok(Header {
+                version,
+                cmdline,
+                kernel,
+                kernel_size: kernel_blocks * BLOCK,
+                initrd,
+                initrd_size,
+            }),
+            _ => Err(HeaderError::Malformed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_aligned_in_order_and_the_header_is_last() {
+        let l = layout(6_852_608, 37_732_288, 1_125_342, 128 << 20).unwrap();
+        assert_eq!(l.root, 0);
+        assert_eq!(l.kernel, 6_852_608);
+        assert_eq!(l.kernel % 4096, 0);
+        assert!(l.initrd >= l.kernel + 37_732_288 && l.initrd % 4096 == 0);
+        assert!(l.initrd + 1_125_342 <= l.header);
+        assert_eq!(l.header, (128 << 20) - 4096);
+        let err = layout(6_852_608, 37_732_288, 1_125_342, 32 << 20).unwrap_err();
+        assert!(err.needed > 32 << 20);
+        assert!(layout(1, 1, 1, 3 * 4096).is_err());
+        assert!(layout(1, 1, 1, 4 * 4096).is_ok());
+    }
+
+    #[test]
+    fn a_header_reads_back_and_what_is_not_a_header_is_refused() {
+        let header = Header {
+            version: Version::parse("1.2").unwrap(),
+            cmdline: "console=ttyAMA0,115200 panic=10".into(),
+            kernel: 6_852_608,
+            kernel_size: 37_732_352,
+            initrd: 44_589_056,
+            initrd_size: 1_125_342,
+        };
+        let bytes = header.to_bytes();
+        assert_eq!(bytes.len(), 4096);
+        assert_eq!(Header::parse(&bytes), Ok(header.clone()));
+        assert_eq!(Header::parse(&[0; 4096]), Err(HeaderError::Empty));
+        let text = header.to_text();
+        let cut = text.find("micros_slot_end").unwrap();
+        assert_eq!(
+            Header::parse(&text.as_bytes()[..cut]),
+            Err(HeaderError::Empty)
+        );
+        let evil = text.replace("panic=10", "panic=10\u{7}");
+        assert_eq!(Header::parse(evil.as_bytes()), Err(HeaderError::Malformed));
+        let wrong = text.replace("micros_initrd_blocks=", "micros_initrd_blocks=1");
+        assert_eq!(Header::parse(wrong.as_bytes()), Err(HeaderError::Malformed));
+    }
+}
