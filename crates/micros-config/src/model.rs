@@ -442,6 +442,8 @@ pub struct Update {
     pub trusted_keys: Vec<String>,
     pub compatible: Vec<String>,
     pub tries: u8,
+    /// Seconds the hardware watchdog waits to be fed; 0 for none.
+    pub watchdog: u16,
     /// `types.Size` of each system slot.
     pub slot_size: String,
     pub health_check: HealthCheck,

@@ -7,6 +7,8 @@
 //! micros.data=PARTUUID=…           the data partition, for overlay=data
 //! micros.onfailure=reboot|shell    what a failure does (default reboot)
 //! micros.init=/sbin/runit          what to hand over to (Debian's runit)
+//! micros.watchdog=60               arm /dev/watchdog for 60 s before the root
+//!                                  is looked for; userspace must feed it
 //! ```
 use alloc::{borrow::ToOwned, string::String, vec::Vec};
 use core::time::Duration;
@@ -34,6 +36,9 @@ pub struct Options {
     pub overlay: Overlay,
     pub on_failure: OnFailure,
     pub init: String,
+    /// Seconds the hardware watchdog gets, armed by stage 1 (none when
+    /// absent).
+    pub watchdog: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,18 +166,44 @@ pub fn parse(cmdline: &str) -> Result<Options, CmdlineError> {
     let init = value(&words, "micros.init")
         .unwrap_or("/sbin/runit")
         .to_owned();
+    let watchdog = match value(&words, "micros.watchdog") {
+        None => None,
+        Some(text) => Some(
+            text.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=3600).contains(n))
+                .ok_or(CmdlineError::BadValue {
+                    key: "micros.watchdog",
+                    value: text.to_owned(),
+                    expected: "seconds from 1 to 3600",
+                })?,
+        ),
+    };
     Ok(Options {
         root,
         root_wait,
         overlay,
         on_failure,
         init,
+        watchdog,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watchdog_is_armed_only_when_asked_and_for_a_sane_time() {
+        assert_eq!(parse("root=/dev/vda").unwrap().watchdog, None);
+        assert_eq!(
+            parse("root=/dev/vda micros.watchdog=60").unwrap().watchdog,
+            Some(60)
+        );
+        for bad in ["0", "-1", "sixty", "100000"] {
+            assert!(parse(&alloc::format!("root=/dev/vda micros.watchdog={bad}")).is_err());
+        }
+    }
 
     #[test]
     fn defaults_and_overrides() {

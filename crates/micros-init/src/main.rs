@@ -70,9 +70,27 @@ fn stage1() -> Result<Never, String> {
         .map_err(|e| format!("cannot read /proc/cmdline: {e}"))?;
     let options = cmdline::parse(&text).map_err(|e| e.to_string())?;
     load_modules("/etc/micros/modules")?;
+    if let Some(seconds) = options.watchdog {
+        arm_watchdog(seconds);
+    }
     let root = wait_for(&options.root, options.root_wait)?;
     mount_root(&root, &options)?;
     switch_root(&options)
+}
+
+/// Arms the hardware watchdog for `seconds` and leaves it running: from
+/// here a boot that hangs (in stage 1, the kernel or init) resets the
+/// machine unless the running system feeds `/dev/watchdog` (its
+/// `watchdog` service). Closing it without the magic `V` keeps it armed.
+/// A machine without one boots on, saying so.
+fn arm_watchdog(seconds: u32) {
+    match File::open_for_writing("/dev/watchdog").and_then(|watchdog| {
+        watchdog.set_watchdog_timeout(seconds)?;
+        watchdog.write_all(b"\0")
+    }) {
+        Ok(()) => say!("micros-init: watchdog armed for {seconds} s"),
+        Err(e) => say!("micros-init: no watchdog to arm (/dev/watchdog: {e}); a hang will not reset this machine"),
+    }
 }
 
 fn mount(source: &str, target: &str, fstype: &str, flags: usize, data: &str) -> Result<(), String> {

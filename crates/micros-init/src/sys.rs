@@ -536,6 +536,25 @@ impl File {
         Ok(())
     }
 
+    /// WDIOC_SETTIMEOUT on a watchdog device.
+    pub fn set_watchdog_timeout(&self, seconds: u32) -> Result<()> {
+        // _IOWR('W', 6, int)
+        const WDIOC_SETTIMEOUT: usize = 0xC004_5706;
+        let mut value = seconds as i32;
+        call(
+            number::IOCTL,
+            [
+                self.0 as usize,
+                WDIOC_SETTIMEOUT,
+                &mut value as *mut i32 as usize,
+                0,
+                0,
+                0,
+            ],
+        )
+        .map(drop)
+    }
+
     pub fn sync(&self) -> Result<()> {
         call(number::FSYNC, [self.0 as usize, 0, 0, 0, 0, 0]).map(drop)
     }

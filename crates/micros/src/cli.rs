@@ -37,6 +37,8 @@ enum Command {
     Why(commands::why::Args),
     /// Make an ed25519 key pair for signing update bundles (`micros build -A update --key FILE`)
     Keygen(commands::keygen::Args),
+    /// Build a signed update, install it into a device's other slot over SSH, reboot it and wait for its health check's verdict
+    Deploy(commands::deploy::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -51,6 +53,7 @@ pub fn run() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Why(args) => commands::why::run(args),
         Command::Keygen(args) => commands::keygen::run(args),
+        Command::Deploy(args) => commands::deploy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

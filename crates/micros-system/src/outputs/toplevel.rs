@@ -24,6 +24,10 @@ pub fn cmdline(config: &Config) -> String {
         }
     }
     words.push("panic=10".to_owned());
+    let update = &config.system.update;
+    if update.enable && update.watchdog > 0 {
+        words.push(format!("micros.watchdog={}", update.watchdog));
+    }
     words.extend(config.boot.kernel_params.iter().cloned());
     words.join(" ")
 }

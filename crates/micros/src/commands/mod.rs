@@ -1,4 +1,5 @@
 pub mod build;
+pub mod deploy;
 pub mod eval;
 pub mod fetch;
 pub mod init;

@@ -41,14 +41,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     eprintln!("booting {} under {binary} with {why}; power it off with /usr/sbin/poweroff or press Ctrl-a x to quit", config.networking.host_name);
-    let status = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .args(qemu::arguments_with(config, &dir, accel, data.as_deref()))
-        .args(["-append", cmdline.trim()])
-        .status()
-        .map_err(|error| match error.kind() {
-            std::io::ErrorKind::NotFound => anyhow::anyhow!("{binary} is not installed\nhint: install the Debian package {package} (`sudo apt-get install {package}`)"),
-            _ => anyhow::anyhow!("cannot start {binary}: {error}"),
-        })?;
+        .args(["-append", cmdline.trim()]);
+    emulate(command, binary, package)
+}
+
+/// Runs QEMU on this terminal until it exits; a missing emulator names the
+/// Debian package to install.
+fn emulate(mut command: Command, binary: &str, package: &str) -> anyhow::Result<()> {
+    let status = command.status().map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => anyhow::anyhow!("{binary} is not installed\nhint: install the Debian package {package} (`sudo apt-get install {package}`)"),
+        _ => anyhow::anyhow!("cannot start {binary}: {error}"),
+    })?;
     if !status.success() {
         anyhow::bail!("{binary} exited with {status}");
     }
@@ -80,21 +86,13 @@ fn run_disk(
         config.networking.host_name,
         path.display()
     );
-    let status = Command::new(binary)
-        .args(qemu::disk_arguments(
-            config,
-            &built.directory.display().to_string(),
-            &path.display().to_string(),
-        ))
-        .status()
-        .map_err(|error| match error.kind() {
-            std::io::ErrorKind::NotFound => anyhow::anyhow!("{binary} is not installed\nhint: install the Debian package {package} (`sudo apt-get install {package}`)"),
-            _ => anyhow::anyhow!("cannot start {binary}: {error}"),
-        })?;
-    if !status.success() {
-        anyhow::bail!("{binary} exited with {status}");
-    }
-    Ok(())
+    let mut command = Command::new(binary);
+    command.args(qemu::disk_arguments(
+        config,
+        &built.directory.display().to_string(),
+        &path.display().to_string(),
+    ));
+    emulate(command, binary, package)
 }
 
 /// The KVM probe boots the kernel for up to 5 s; its verdict depends only
