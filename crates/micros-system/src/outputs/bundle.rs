@@ -16,8 +16,6 @@ use crate::system::System;
 /// The payload's block size: what the device verifies, then writes, at a
 /// time.
 pub const BLOCK_SIZE: u32 = 64 * 1024;
-/// The artifacts that make a slot, in the bundle's order.
-const PARTS: [&str; 3] = ["kernel", "initrd", "root.squashfs"];
 
 pub fn write(system: &System<'_>, dir: &Path, signing_key: &[u8; 32]) -> Result<(), BuildError> {
     let update = &system.config.system.update;
@@ -25,6 +23,8 @@ pub fn write(system: &System<'_>, dir: &Path, signing_key: &[u8; 32]) -> Result<
         option: "system.update.version",
         message: format!("`{}`: {error}", update.version),
     })?;
+    // The artifacts that make a slot, in the bundle's order.
+    let parts = [super::kernel::slot_kernel(dir), "initrd", "root.squashfs"];
     let manifest = bundle::manifest(
         version,
         system.config.platform.host.name(),
@@ -32,9 +32,9 @@ pub fn write(system: &System<'_>, dir: &Path, signing_key: &[u8; 32]) -> Result<
         &super::disk::slot_cmdline(system.config)?,
         BLOCK_SIZE,
         [
-            hash(dir, PARTS[0])?,
-            hash(dir, PARTS[1])?,
-            hash(dir, PARTS[2])?,
+            hash(dir, parts[0])?,
+            hash(dir, parts[1])?,
+            hash(dir, parts[2])?,
         ],
     );
     let text = manifest.to_text();
@@ -45,7 +45,7 @@ pub fn write(system: &System<'_>, dir: &Path, signing_key: &[u8; 32]) -> Result<
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io(&path))?);
     out.write_all(&bundle::header(&text, &signature))
         .map_err(io(&path))?;
-    for name in PARTS {
+    for name in parts {
         let part = dir.join(name);
         let mut file = std::fs::File::open(&part).map_err(io(&part))?;
         std::io::copy(&mut file, &mut out).map_err(io(&path))?;

@@ -95,6 +95,12 @@ setexpr micros_at ${micros_slot_at} + ${micros_kernel}
 ${devtype} read ${kernel_addr_r} ${micros_at} ${micros_kernel_blocks}
 setexpr micros_at ${micros_slot_at} + ${micros_initrd}
 ${devtype} read ${ramdisk_addr_r} ${micros_at} ${micros_initrd_blocks}
+# A gzip-compressed Image is unpacked 2 MiB-aligned past the initrd.
+setexpr kernel_comp_size ${micros_kernel_blocks} * 0x200
+setexpr kernel_comp_addr_r ${ramdisk_addr_r} + ${micros_initrd_size}
+setexpr kernel_comp_addr_r ${kernel_comp_addr_r} + 0x3fffff
+setexpr kernel_comp_addr_r ${kernel_comp_addr_r} / 0x200000
+setexpr kernel_comp_addr_r ${kernel_comp_addr_r} * 0x200000
 setenv bootargs "${micros_cmdline} root=PARTUUID=${micros_slot_uuid} micros.data=PARTUUID=${micros_data_uuid} micros.slot=${micros_slot}"
 booti ${kernel_addr_r} ${ramdisk_addr_r}:${micros_initrd_size} ${fdtcontroladdr}
 echo "micros: slot ${micros_slot} did not start; resetting"
@@ -178,7 +184,11 @@ fn write_slot(config: &Config, dir: &Path, path: &Path, size: u64) -> Result<(),
         let path = dir.join(name);
         std::fs::read(&path).map_err(io(&path))
     };
-    let (root, kernel, initrd) = (part("root.squashfs")?, part("kernel")?, part("initrd")?);
+    let (root, kernel, initrd) = (
+        part("root.squashfs")?,
+        part(super::kernel::slot_kernel(dir))?,
+        part("initrd")?,
+    );
     let placed = slot::layout(
         root.len() as u64,
         kernel.len() as u64,

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! kernel.rs    kernel           the kernel image
+//!              kernel.gz        the same, compressed, as slots hold it
 //! initrd.rs    initrd           stage 1 and the modules that reach the root
 //! squashfs.rs  root.squashfs    the root filesystem, and where its bytes go
 //! toplevel.rs  cmdline, run-vm  the kernel command line; QEMU for it
@@ -73,6 +74,9 @@ pub fn write(system: &System<'_>, request: Request<'_>, dir: &Path) -> Result<Wr
     }
     if card {
         sdimage::write(system, dir)?;
+    }
+    if disk || update {
+        kernel::write_compressed(dir)?;
     }
     if disk {
         disk::write(system, dir)?;
