@@ -883,26 +883,31 @@ struct Timespec {
     nanoseconds: i64,
 }
 
+const CLOCK_REALTIME: usize = 0;
 const CLOCK_MONOTONIC: usize = 1;
+
+/// Seconds since 1970 by the machine's clock, which may never have been
+/// set (no RTC, no network time yet): for records, never for decisions.
+pub fn unix_time() -> u64 {
+    clock(CLOCK_REALTIME).seconds.max(0) as u64
+}
 
 /// Time since boot.
 pub fn now() -> Duration {
+    let time = clock(CLOCK_MONOTONIC);
+    Duration::new(time.seconds as u64, time.nanoseconds as u32)
+}
+
+fn clock(id: usize) -> Timespec {
     let mut time = Timespec {
         seconds: 0,
         nanoseconds: 0,
     };
     let _ = call(
         number::CLOCK_GETTIME,
-        [
-            CLOCK_MONOTONIC,
-            &mut time as *mut Timespec as usize,
-            0,
-            0,
-            0,
-            0,
-        ],
+        [id, &mut time as *mut Timespec as usize, 0, 0, 0, 0],
     );
-    Duration::new(time.seconds as u64, time.nanoseconds as u32)
+    time
 }
 
 pub fn sleep(duration: Duration) {

@@ -208,6 +208,9 @@ pub struct SlotStatus {
     pub booted: bool,
     /// good, trying, bad, inactive or empty.
     pub state: &'static str,
+    /// When the device installed it (its clock, seconds since 1970); None
+    /// when it came with the disk.
+    pub installed: Option<u64>,
 }
 
 pub fn slot_status(
@@ -232,6 +235,7 @@ pub fn slot_status(
         version: header.map(|h| h.version.to_string()),
         booted: booted == slot,
         state: word,
+        installed: header.and_then(|h| h.installed),
     }
 }
 
@@ -243,7 +247,7 @@ pub struct Status<'a> {
 impl fmt::Display for Status<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for s in self.slots {
-            writeln!(
+            write!(
                 f,
                 "slot {}: {}{}, version {}",
                 s.slot,
@@ -251,6 +255,11 @@ impl fmt::Display for Status<'_> {
                 if s.booted { ", booted" } else { "" },
                 s.version.as_deref().unwrap_or("-")
             )?;
+            match (s.installed, &s.version) {
+                (Some(seconds), _) => writeln!(f, ", installed {}", when(seconds))?,
+                (None, Some(_)) => writeln!(f, ", flashed with the disk")?,
+                (None, None) => writeln!(f)?,
+            }
         }
         match self.record {
             Some(r) => writeln!(
@@ -267,6 +276,35 @@ impl fmt::Display for Status<'_> {
     }
 }
 
+/// A time by the device's clock, as a date, or that the clock was not set
+/// (before 2020: a board without a battery-backed clock starts in 1970).
+pub fn when(seconds: u64) -> String {
+    if seconds < 1_577_836_800 {
+        return "at an unknown time (the device's clock was not set)".into();
+    }
+    // Days to a civil date (Howard Hinnant's days_from_civil, inverted).
+    let days = (seconds / 86_400) as i64 + 719_468;
+    let era = days / 146_097;
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let minutes = seconds % 86_400 / 60;
+    alloc::format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC (device clock)",
+        minutes / 60,
+        minutes % 60
+    )
+}
+
 impl Status<'_> {
     pub fn to_json(&self) -> String {
         let mut out = String::from("{\"slots\":[");
@@ -276,11 +314,12 @@ impl Status<'_> {
             }
             let _ = write!(
                 out,
-                "{{\"slot\":\"{}\",\"state\":\"{}\",\"booted\":{},\"version\":{}}}",
+                "{{\"slot\":\"{}\",\"state\":\"{}\",\"booted\":{},\"version\":{},\"installed\":{}}}",
                 s.slot,
                 s.state,
                 s.booted,
-                s.version.as_deref().map_or("null".into(), json_string)
+                s.version.as_deref().map_or("null".into(), json_string),
+                s.installed.map_or("null".into(), |t| t.to_string())
             );
         }
         out.push_str("],\"last\":");
@@ -371,6 +410,7 @@ mod tests {
             kernel_size: 0,
             initrd: 0,
             initrd_size: 0,
+            installed: None,
         };
         let state = BootState::initial().arm(Slot::B, 1);
         assert_eq!(
@@ -401,6 +441,25 @@ mod tests {
         .unwrap();
         assert_eq!(json["slots"][0]["booted"], true);
         assert_eq!(json["slots"][0]["version"], "1");
+        assert!(json["slots"][0]["installed"].is_null());
         assert!(json["last"].is_null());
+        let installed = Header {
+            installed: Some(1_796_647_200),
+            ..header
+        };
+        let slots = [
+            slot_status(Slot::A, Some(&installed), &state, Slot::A),
+            slot_status(Slot::B, None, &state, Slot::A),
+        ];
+        let status = Status {
+            slots: &slots,
+            record: None,
+        };
+        let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
+        assert_eq!(json["slots"][0]["installed"], 1_796_647_200u64);
+        assert_eq!(
+            status.to_string(),
+            "slot a: good, booted, version 1, installed 2026-12-07 12:40 UTC (device clock)\nslot b: trying, version -\nlast update: none\n"
+        );
     }
 }

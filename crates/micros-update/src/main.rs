@@ -260,6 +260,7 @@ fn install(allow_downgrade: bool) -> Result<i32, String> {
         kernel_size: manifest.parts[0].size,
         initrd: placed.initrd,
         initrd_size: manifest.parts[1].size,
+        installed: Some(sys::unix_time()),
     };
     slot_file
         .write_all_at(&header.to_bytes(), placed.header)

@@ -14,6 +14,7 @@
 //!                micros_initrd=3a58
 //!                micros_initrd_blocks=898
 //!                micros_initrd_size=112bde
+//!                micros_installed=69355b40   (device clock; absent when flashed)
 //!                micros_kernel=d48
 //!                micros_kernel_blocks=11fe0
 //!                micros_slot_end=1
@@ -90,6 +91,9 @@ pub struct Header {
     pub kernel_size: u64,
     pub initrd: u64,
     pub initrd_size: u64,
+    /// When the device installed it, by its clock (seconds since 1970);
+    /// None for a slot written by the build. Shown, never decided on.
+    pub installed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,11 +122,18 @@ impl Header {
         let mut text = String::new();
         let _ = write!(
             text,
-            "micros_cmdline={}\nmicros_initrd={:x}\nmicros_initrd_blocks={:x}\nmicros_initrd_size={:x}\nmicros_kernel={:x}\nmicros_kernel_blocks={:x}\nmicros_slot_end=1\nmicros_version={}\n",
+            "micros_cmdline={}\nmicros_initrd={:x}\nmicros_initrd_blocks={:x}\nmicros_initrd_size={:x}\n",
             self.cmdline,
             self.initrd / BLOCK,
             self.initrd_size.div_ceil(BLOCK),
             self.initrd_size,
+        );
+        if let Some(installed) = self.installed {
+            let _ = writeln!(text, "micros_installed={installed:x}");
+        }
+        let _ = write!(
+            text,
+            "micros_kernel={:x}\nmicros_kernel_blocks={:x}\nmicros_slot_end=1\nmicros_version={}\n",
             self.kernel / BLOCK,
             self.kernel_size.div_ceil(BLOCK),
             self.version,
@@ -147,6 +158,7 @@ impl Header {
         let (mut version, mut cmdline, mut complete) = (None, None, false);
         let (mut kernel, mut kernel_blocks, mut initrd, mut initrd_blocks, mut initrd_size) =
             (None, None, None, None, None);
+        let mut installed = None;
         for line in text.lines().filter(|l| !l.is_empty()) {
             let (key, value) = line.split_once('=').ok_or(HeaderError::Malformed)?;
             let number = || u64::from_str_radix(value, 16).map_err(|_| HeaderError::Malformed);
@@ -162,6 +174,7 @@ impl Header {
                 "micros_initrd" => initrd.replace(number()? * BLOCK).is_some(),
                 "micros_initrd_blocks" => initrd_blocks.replace(number()?).is_some(),
                 "micros_initrd_size" => initrd_size.replace(number()?).is_some(),
+                "micros_installed" => installed.replace(number()?).is_some(),
                 "micros_slot_end" if value == "1" => core::mem::replace(&mut complete, true),
                 _ => return Err(HeaderError::Malformed),
             };
@@ -196,6 +209,7 @@ impl Header {
                 kernel_size: kernel_blocks * BLOCK,
                 initrd,
                 initrd_size,
+                installed,
             }),
             _ => Err(HeaderError::Malformed),
         }
@@ -230,10 +244,17 @@ mod tests {
             kernel_size: 37_732_352,
             initrd: 44_589_056,
             initrd_size: 1_125_342,
+            installed: None,
         };
         let bytes = header.to_bytes();
         assert_eq!(bytes.len(), 4096);
         assert_eq!(Header::parse(&bytes), Ok(header.clone()));
+        let installed = Header {
+            installed: Some(1_796_647_200),
+            ..header.clone()
+        };
+        assert!(installed.to_text().contains("micros_installed=6b16a920\n"));
+        assert_eq!(Header::parse(&installed.to_bytes()), Ok(installed));
         assert_eq!(Header::parse(&[0; 4096]), Err(HeaderError::Empty));
         let text = header.to_text();
         let cut = text.find("micros_slot_end").unwrap();

@@ -5,195 +5,18 @@
 //! with `micros deploy` and keeps its data, then rolls back on its own from
 //! four broken versions: a failed health check, a kernel panic, a stage 1
 //! that cannot find its root, and an init that hangs (the watchdog).
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::{Signer, SigningKey};
-use micros_update::bundle;
-use micros_update::manifest::Manifest;
+use ed25519_dalek::SigningKey;
 
 mod support;
-use support::{micros, run, shown, text, Vm};
-
-struct Device {
-    dir: tempfile::TempDir,
-    port: u16,
-    public_key: String,
-    ssh_key: String,
-}
-
-impl Device {
-    fn ssh_command(&self, command: &str) -> Command {
-        let mut ssh = Command::new("ssh");
-        ssh.args(["-F", "/dev/null", "-p", &self.port.to_string()])
-            .args(self.ssh_options().iter().flat_map(|o| ["-o", o.as_str()]))
-            .args(["root@127.0.0.1", command])
-            .env_remove("SSH_AUTH_SOCK");
-        ssh
-    }
-
-    fn ssh_options(&self) -> Vec<String> {
-        vec![
-            "BatchMode=yes".into(),
-            "ConnectTimeout=10".into(),
-            "StrictHostKeyChecking=no".into(),
-            "UserKnownHostsFile=/dev/null".into(),
-            "LogLevel=ERROR".into(),
-            format!("IdentityFile={}", self.dir.path().join("ssh-key").display()),
-            "IdentitiesOnly=yes".into(),
-        ]
-    }
-
-    /// Runs `command` on the device; None until it answers.
-    fn ssh(&self, command: &str) -> Option<String> {
-        let output = self
-            .ssh_command(command)
-            .stdin(Stdio::null())
-            .output()
-            .expect("ssh (package openssh-client)");
-        output.status.success().then(|| text(&output.stdout))
-    }
-
-    /// `micros-update install` with `bundle` on its input.
-    fn install(&self, bundle: &[u8]) -> Output {
-        let path = self.dir.path().join("sent.bundle");
-        std::fs::write(&path, bundle).unwrap();
-        self.ssh_command("micros-update install")
-            .stdin(std::fs::File::open(&path).unwrap())
-            .output()
-            .unwrap()
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let json = self
-            .ssh("micros-update status --json")
-            .expect("the device answers");
-        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
-    }
-
-    /// The config of version `version`, with `extra` Nickel fields.
-    fn write_config(&self, name: &str, version: &str, extra: &str) {
-        let config = format!(
-            r#"let micros = import "micros" in
-micros.system {{ modules = [ micros.profiles.qemu, {{
-  networking.hostName = "ab",
-  platform.host = "aarch64-linux",
-  services.sshd.enable = true,
-  boot.overlay = "data",
-  virtualisation.qemu.forwardPorts = [{{ host = {port}, guest = 22 }}],
-  users.users.root.authorizedKeys = [{ssh:?}],
-  system.update = {{
-    enable = true,
-    version = "{version}",
-    trustedKeys = [{key:?}],
-    watchdog = 30,
-    healthCheck.services = ["sshd"],
-  }},
-}}, {extra} ] }}
-"#,
-            port = self.port,
-            ssh = self.ssh_key,
-            key = self.public_key,
-        );
-        std::fs::write(self.dir.path().join(name), config).unwrap();
-    }
-
-    fn deploy(&self, config: &str) -> Output {
-        let mut args = vec![
-            "deploy".to_owned(),
-            "--to".into(),
-            format!("root@127.0.0.1:{}", self.port),
-            "--key".into(),
-            "update.key".into(),
-            "--timeout".into(),
-            "600".into(),
-            "-o".into(),
-            format!("out-{config}"),
-        ];
-        for option in self.ssh_options() {
-            args.extend(["--ssh-option".into(), option]);
-        }
-        args.push(config.into());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_micros"));
-        command
-            .args(&args)
-            .current_dir(self.dir.path())
-            .env("MICROS_CACHE_DIR", support::cache())
-            .env_remove("SSH_AUTH_SOCK");
-        command.output().unwrap()
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-/// Polls `check` every second for up to `limit` while QEMU runs.
-fn poll<T>(vm: &mut Vm, limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    while start.elapsed() < limit && vm.exited().is_none() {
-        if let Some(value) = check() {
-            return Some(value);
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    None
-}
-
-/// The bundle with its manifest changed by `change` and signed by `key`.
-fn resigned(bundle_bytes: &[u8], key: &SigningKey, change: impl Fn(&mut Manifest)) -> Vec<u8> {
-    let length = u32::from_le_bytes(bundle_bytes[12..16].try_into().unwrap()) as usize;
-    let text = std::str::from_utf8(&bundle_bytes[16..16 + length]).unwrap();
-    let mut manifest = Manifest::parse(text).unwrap();
-    change(&mut manifest);
-    let text = manifest.to_text();
-    let signature = key.sign(&bundle::signed_message(&text)).to_bytes();
-    let mut out = bundle::header(&text, &signature);
-    out.extend_from_slice(&bundle_bytes[16 + length + 64..]);
-    out
-}
-
-fn slot<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    status["slots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["slot"] == name)
-        .unwrap()
-}
-
-fn keys(dir: &Path) -> (String, String, SigningKey) {
-    let output = micros(&["keygen", "update.key"], dir);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let public = std::fs::read_to_string(dir.join("update.key.pub"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let seed = bundle::parse_secret_key(&std::fs::read_to_string(dir.join("update.key")).unwrap())
-        .unwrap();
-    run(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
-        .arg(dir.join("ssh-key")));
-    let ssh = std::fs::read_to_string(dir.join("ssh-key.pub"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    (public, ssh, SigningKey::from_bytes(&seed))
-}
+use support::device::{poll, resigned, slot, Device};
+use support::{micros, shown, text, Vm};
 
 #[test]
 fn needs_network_and_qemu_a_device_takes_good_updates_refuses_bad_bundles_and_rolls_back_broken_ones(
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let (public_key, ssh_key, signing) = keys(dir.path());
-    let device = Device {
-        dir,
-        port: support::free_port(),
-        public_key,
-        ssh_key,
-    };
+    let (device, signing) = Device::new();
 
     // Version 1, flashed: the disk, and U-Boot to boot it.
     device.write_config("v1.ncl", "1", "{}");
@@ -238,21 +61,7 @@ fn needs_network_and_qemu_a_device_takes_good_updates_refuses_bad_bundles_and_ro
     // Version 2's bundle, then everything a device must refuse, each with
     // one line and the running slot untouched.
     device.write_config("v2.ncl", "2", "{}");
-    let output = micros(
-        &[
-            "build",
-            "-A",
-            "update",
-            "--key",
-            "update.key",
-            "-o",
-            "v2",
-            "v2.ncl",
-        ],
-        device.dir.path(),
-    );
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let good = std::fs::read(device.path("v2/update.bundle")).unwrap();
+    let good = device.build_bundle("v2.ncl", "v2");
     eprintln!(
         "figure: update bundle for the test system: {} bytes",
         good.len()
@@ -296,7 +105,7 @@ fn needs_network_and_qemu_a_device_takes_good_updates_refuses_bad_bundles_and_ro
         ),
     ];
     for (what, bytes, expected) in &refusals {
-        let output = device.install(bytes);
+        let output = device.install(bytes, false);
         let stderr = text(&output.stderr);
         assert!(!output.status.success(), "{what}: installed?\n{stderr}");
         assert!(
@@ -333,7 +142,18 @@ fn needs_network_and_qemu_a_device_takes_good_updates_refuses_bad_bundles_and_ro
     assert_eq!(slot(&status, "b")["state"], "good");
     assert_eq!(slot(&status, "b")["booted"], true);
     assert_eq!(slot(&status, "b")["version"], "2");
+    assert!(slot(&status, "b")["installed"].is_u64(), "{status}");
+    assert!(
+        slot(&status, "a")["installed"].is_null(),
+        "flashed: {status}"
+    );
     assert_eq!(status["last"]["outcome"], "confirmed");
+    let listed = device.ssh("micros-update status").unwrap();
+    assert!(
+        listed.contains("slot a: inactive, version 1, flashed with the disk")
+            && listed.contains("slot b: good, booted, version 2, installed "),
+        "{listed}"
+    );
     assert_eq!(
         device.ssh("cat /root/data-file").as_deref(),
         Some("kept\n"),

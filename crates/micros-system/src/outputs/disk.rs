@@ -82,7 +82,7 @@ part uuid ${devtype} ${devnum}:${micros_part} micros_slot_uuid
 part uuid ${devtype} ${devnum}:5 micros_data_uuid
 setexpr micros_header ${micros_slot_at} + ${micros_slot_blocks}
 setexpr micros_header ${micros_header} - 8
-env delete micros_cmdline micros_initrd micros_initrd_blocks micros_initrd_size micros_kernel micros_kernel_blocks micros_slot_end micros_version
+env delete micros_cmdline micros_initrd micros_initrd_blocks micros_initrd_size micros_installed micros_kernel micros_kernel_blocks micros_slot_end micros_version
 mw.b ${loadaddr} 0 0x1000
 ${devtype} read ${loadaddr} ${micros_header} 8
 env import -t ${loadaddr} 0x1000
@@ -211,6 +211,7 @@ fn write_slot(config: &Config, dir: &Path, path: &Path, size: u64) -> Result<(),
         kernel_size: kernel.len() as u64,
         initrd: placed.initrd,
         initrd_size: initrd.len() as u64,
+        installed: None,
     };
     use std::os::unix::fs::FileExt;
     let file = std::fs::File::create(path).map_err(io(path))?;

@@ -194,6 +194,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .output()
         .context("running ssh")?;
     eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    // ssh exits 255 for its own failures: the device may have gone down.
+    if output.status.code() == Some(255) {
+        anyhow::bail!(
+            "lost the connection to {} while it installed; a device that did not finish installing keeps running version {running} (see `micros deploy --status --to {}`)",
+            args.to,
+            args.to
+        );
+    }
     if !output.status.success() {
         anyhow::bail!(
             "{} did not install the bundle; it still runs version {running}",

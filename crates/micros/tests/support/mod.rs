@@ -3,6 +3,8 @@
 //! and a running guest whose serial console the test reads and types into.
 #![allow(dead_code)] // Each test binary uses a different part.
 
+pub mod device;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
