@@ -18,7 +18,7 @@ stamp="$(date -u +%Y-%m-%dT%H%M%SZ)"
 lines="$(mktemp)"
 trap 'rm -f "$lines"' EXIT
 export BENCH_JSON="$lines"
-for bench in build squashfs ssh scaling; do
+for bench in build squashfs ssh scaling update; do
     echo "== bench/$bench.sh"
     bash "bench/$bench.sh"
     echo

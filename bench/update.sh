@@ -48,7 +48,7 @@ row "re-flashing instead: disk.img bytes written" "$(stat -c %s "$work/result/di
 
 MICROS_DISK="$work/disk.img" "$work/result/run-vm" > "$work/console.txt" 2>&1 < /dev/null &
 pid=$!
-trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 ssh_options=(--ssh-option "IdentityFile=$work/ssh-key" --ssh-option IdentitiesOnly=yes
     --ssh-option StrictHostKeyChecking=no --ssh-option UserKnownHostsFile=/dev/null --ssh-option LogLevel=ERROR)
 for _ in $(seq 1 300); do
