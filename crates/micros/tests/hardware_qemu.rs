@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod support;
 use support::{boot, build, build_card, card_qemu, micros, project, run, shown, text, Vm};
@@ -38,18 +38,6 @@ fn ssh(port: u16, dir: &Path, command: &str) -> Option<String> {
         .output()
         .expect("ssh (package openssh-client)");
     output.status.success().then(|| text(&output.stdout))
-}
-
-/// Polls `check` every half second for up to `limit`.
-fn poll<T>(vm: &mut Vm, limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    while start.elapsed() < limit && vm.exited().is_none() {
-        if let Some(value) = check() {
-            return Some(value);
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    None
 }
 
 /// Sends one command to QEMU's human monitor on `socket`; its answer.
@@ -150,7 +138,7 @@ micros.system {{ modules = [ {{
         .arg("-monitor")
         .arg(format!("unix:{},server,nowait", socket.display()));
     let mut vm = Vm::start_command(command);
-    let answer = poll(&mut vm, Duration::from_secs(420), || {
+    let answer = vm.poll(Duration::from_secs(420), || {
         ssh(
             port,
             keys.path(),
@@ -199,7 +187,7 @@ micros.system {{ modules = [ {{
     let before = ssh(port, keys.path(), "ls /sys/block").unwrap_or_default();
     assert!(!before.contains("sda"), "no stick yet:\n{before}");
     let said = monitor(&socket, "device_add usb-storage,drive=stick,id=stick0");
-    let stick_seen = poll(&mut vm, Duration::from_secs(180), || {
+    let stick_seen = vm.poll(Duration::from_secs(180), || {
         ssh(
             port,
             keys.path(),

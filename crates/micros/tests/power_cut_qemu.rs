@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::ops::Range;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,8 +25,8 @@ use micros_update::slot::{Header, HEADER_SIZE};
 use micros_update::state::{choose, BootState, Slot, SECTOR};
 
 mod support;
-use support::device::{poll, slot, Device};
-use support::{micros, shown, text, Vm};
+use support::device::{slot, Device};
+use support::{micros, run, shown, text, Vm};
 
 /// The parts of one version's slot, as built.
 struct Build {
@@ -226,13 +227,7 @@ impl Lab {
         self.boots += 1;
         let base = self.device.path(&format!("base-{}.img", self.boots));
         let log = self.device.path(&format!("writes-{}.log", self.boots));
-        let status = Command::new("cp")
-            .arg("--sparse=always")
-            .arg(&self.disk)
-            .arg(&base)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        copy_sparse(&self.disk, &base);
         std::fs::File::create(&log).unwrap();
         let mut command = Command::new(&self.script);
         command
@@ -265,7 +260,7 @@ impl Lab {
     fn recover(&mut self, what: &str, earlier: &str) -> (Boot, String) {
         let mut boot = self.boot();
         let device = &self.device;
-        let settled = poll(&mut boot.vm, Duration::from_secs(400), || {
+        let settled = boot.vm.poll(Duration::from_secs(400), || {
             let json = device.ssh("micros-update status --json")?;
             let status: serde_json::Value = serde_json::from_str(&json).ok()?;
             let booted = status["slots"]
@@ -350,14 +345,9 @@ fn needs_network_and_qemu_power_cuts_anywhere_in_an_update_leave_a_whole_slot_an
         );
     let script_path = device.path("run-vm-logged");
     std::fs::write(&script_path, script).unwrap();
-    run_status(Command::new("chmod").arg("755").arg(&script_path));
+    std::fs::set_permissions(&script_path, std::fs::Permissions::from_mode(0o755)).unwrap();
     let disk = device.path("ab-disk.img");
-    run_status(
-        Command::new("cp")
-            .arg("--sparse=always")
-            .arg(result.join("disk.img"))
-            .arg(&disk),
-    );
+    copy_sparse(&result.join("disk.img"), &disk);
 
     let mut lab = Lab {
         device,
@@ -369,9 +359,9 @@ fn needs_network_and_qemu_power_cuts_anywhere_in_an_update_leave_a_whole_slot_an
     };
     let mut boot = lab.boot();
     let device = &lab.device;
-    let up = poll(&mut boot.vm, Duration::from_secs(300), || {
-        device.ssh("true")
-    });
+    let up = boot
+        .vm
+        .poll(Duration::from_secs(300), || device.ssh("true"));
     assert!(
         up.is_some(),
         "version 1 never answered SSH:\n{}",
@@ -552,9 +542,9 @@ fn needs_network_and_qemu_power_cuts_anywhere_in_an_update_leave_a_whole_slot_an
     );
 }
 
-fn run_status(command: &mut Command) {
-    let status = command.status().unwrap();
-    assert!(status.success(), "{command:?}");
+/// A copy of a disk image that keeps its holes.
+fn copy_sparse(from: &Path, to: &Path) {
+    run(Command::new("cp").arg("--sparse=always").arg(from).arg(to));
 }
 
 fn spawn_deploy(device: &Device, target: &str, running: &str) -> Child {

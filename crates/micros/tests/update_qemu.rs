@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 
 mod support;
-use support::device::{poll, resigned, slot, Device};
+use support::device::{resigned, slot, Device};
 use support::{micros, shown, text, Vm};
 
 #[test]
@@ -33,7 +33,7 @@ fn needs_network_and_qemu_a_device_takes_good_updates_refuses_bad_bundles_and_ro
     }
     let boot_started = Instant::now();
     let mut vm = Vm::start_in(device.dir.path(), &[]);
-    let first = poll(&mut vm, Duration::from_secs(300), || {
+    let first = vm.poll(Duration::from_secs(300), || {
         device.ssh("micros-update status --json")
     });
     assert!(

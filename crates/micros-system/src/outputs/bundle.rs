@@ -17,14 +17,21 @@ use crate::system::System;
 /// time.
 pub const BLOCK_SIZE: u32 = 64 * 1024;
 
-pub fn write(system: &System<'_>, dir: &Path, signing_key: &[u8; 32]) -> Result<(), BuildError> {
+/// `kernel` names the kernel file in `dir` the slot holds
+/// (`kernel::write_slot_kernel`).
+pub fn write(
+    system: &System<'_>,
+    dir: &Path,
+    kernel: &str,
+    signing_key: &[u8; 32],
+) -> Result<(), BuildError> {
     let update = &system.config.system.update;
     let version = Version::parse(&update.version).map_err(|error| BuildError::Option {
         option: "system.update.version",
         message: format!("`{}`: {error}", update.version),
     })?;
     // The artifacts that make a slot, in the bundle's order.
-    let parts = [super::kernel::slot_kernel(dir), "initrd", "root.squashfs"];
+    let parts = [kernel, "initrd", "root.squashfs"];
     let manifest = bundle::manifest(
         version,
         system.config.platform.host.name(),

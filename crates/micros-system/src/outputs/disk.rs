@@ -179,16 +179,18 @@ pub fn boot_script_image() -> Vec<u8> {
 
 /// The bytes of slot a, written as a (sparse) file `path`: root, kernel,
 /// initrd and the header, as an installed bundle leaves a slot.
-fn write_slot(config: &Config, dir: &Path, path: &Path, size: u64) -> Result<(), BuildError> {
+fn write_slot(
+    config: &Config,
+    dir: &Path,
+    kernel: &str,
+    path: &Path,
+    size: u64,
+) -> Result<(), BuildError> {
     let part = |name: &str| -> Result<Vec<u8>, BuildError> {
         let path = dir.join(name);
         std::fs::read(&path).map_err(io(&path))
     };
-    let (root, kernel, initrd) = (
-        part("root.squashfs")?,
-        part(super::kernel::slot_kernel(dir))?,
-        part("initrd")?,
-    );
+    let (root, kernel, initrd) = (part("root.squashfs")?, part(kernel)?, part("initrd")?);
     let placed = slot::layout(
         root.len() as u64,
         kernel.len() as u64,
@@ -228,8 +230,9 @@ fn write_slot(config: &Config, dir: &Path, path: &Path, size: u64) -> Result<(),
 }
 
 /// Writes `disk.img` and `u-boot.bin` into `dir`, next to the kernel,
-/// initrd and root already there.
-pub fn write(system: &System<'_>, dir: &Path) -> Result<(), BuildError> {
+/// initrd and root already there; `kernel` names the kernel file slot a
+/// holds (`kernel::write_slot_kernel`).
+pub fn write(system: &System<'_>, dir: &Path, kernel: &str) -> Result<(), BuildError> {
     let config = system.config;
     check(config)?;
     let uboot = match TreePath::parse(UBOOT).ok().and_then(|p| system.boot_firmware.get(&p)) {
@@ -260,7 +263,7 @@ pub fn write(system: &System<'_>, dir: &Path) -> Result<(), BuildError> {
     let state = dir.join(".state.img");
     let boot = dir.join(".boot.img");
     let result = (|| {
-        write_slot(config, dir, &slot_a, slot_size)?;
+        write_slot(config, dir, kernel, &slot_a, slot_size)?;
         let mut state_file = std::fs::File::create(&state).map_err(io(&state))?;
         state_file
             .write_all(&BootState::initial().to_sector())

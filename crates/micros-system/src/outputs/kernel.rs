@@ -13,29 +13,18 @@ pub fn write(system: &System<'_>, dir: &Path) -> Result<(), BuildError> {
     std::fs::write(&path, bytes).map_err(io(&path))
 }
 
-/// The kernel file in `dir` a slot holds: `kernel.gz` where
-/// [`write_compressed`] wrote one, else `kernel`.
-pub fn slot_kernel(dir: &Path) -> &'static str {
-    if dir.join(COMPRESSED).exists() {
-        COMPRESSED
-    } else {
-        "kernel"
-    }
-}
-
-const COMPRESSED: &str = "kernel.gz";
-
-/// Writes `kernel.gz` next to `kernel` when the kernel is an uncompressed
-/// arm64 `Image` (Debian's arm64 kernels are, 38 MB of them): U-Boot's
-/// `booti` unpacks a gzip stream itself, so a slot and a bundle carry a
-/// third of the bytes. The stream has no name and no time: the same
-/// kernel compresses to the same bytes. Self-unpacking kernels (x86's
-/// bzImage, arm's zImage) are left as they are.
-pub fn write_compressed(dir: &Path) -> Result<(), BuildError> {
+/// The kernel file a slot holds, written next to `kernel` if need be; its
+/// name in `dir`. An uncompressed arm64 `Image` (Debian's arm64 kernels
+/// are, 38 MB of them) becomes `kernel.gz`: U-Boot's `booti` unpacks a
+/// gzip stream itself, so a slot and a bundle carry a third of the bytes.
+/// The stream has no name and no time: the same kernel compresses to the
+/// same bytes. Self-unpacking kernels (x86's bzImage, arm's zImage) are
+/// `kernel` as it is.
+pub fn write_slot_kernel(dir: &Path) -> Result<&'static str, BuildError> {
     let source = dir.join("kernel");
     let bytes = std::fs::read(&source).map_err(io(&source))?;
     if !is_arm64_image(&bytes) {
-        return Ok(());
+        return Ok("kernel");
     }
     let path = dir.join(COMPRESSED);
     let file = std::fs::File::create(&path).map_err(io(&path))?;
@@ -48,8 +37,10 @@ pub fn write_compressed(dir: &Path) -> Result<(), BuildError> {
         .finish()
         .and_then(|out| out.into_inner().map_err(|e| e.into_error()))
         .map_err(io(&path))?;
-    Ok(())
+    Ok(COMPRESSED)
 }
+
+const COMPRESSED: &str = "kernel.gz";
 
 /// An arm64 `Image` has the magic `ARM\x64` at byte 56 (the kernel's
 /// Documentation/arch/arm64/booting.rst).
@@ -72,11 +63,10 @@ mod tests {
     fn an_arm64_image_is_compressed_the_same_way_every_time_and_unpacks_to_itself() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("kernel"), image()).unwrap();
-        write_compressed(dir.path()).unwrap();
-        assert_eq!(slot_kernel(dir.path()), "kernel.gz");
+        assert_eq!(write_slot_kernel(dir.path()).unwrap(), "kernel.gz");
         let first = std::fs::read(dir.path().join("kernel.gz")).unwrap();
         assert!(first.len() < image().len() / 4);
-        write_compressed(dir.path()).unwrap();
+        write_slot_kernel(dir.path()).unwrap();
         assert_eq!(std::fs::read(dir.path().join("kernel.gz")).unwrap(), first);
         let mut unpacked = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&first[..]), &mut unpacked)
@@ -91,8 +81,7 @@ mod tests {
         bzimage[56..60].copy_from_slice(b"\0\0\0\0");
         bzimage[0x202..0x206].copy_from_slice(b"HdrS");
         std::fs::write(dir.path().join("kernel"), bzimage).unwrap();
-        write_compressed(dir.path()).unwrap();
-        assert_eq!(slot_kernel(dir.path()), "kernel");
+        assert_eq!(write_slot_kernel(dir.path()).unwrap(), "kernel");
         assert!(!dir.path().join("kernel.gz").exists());
     }
 }

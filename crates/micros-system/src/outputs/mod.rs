@@ -75,14 +75,16 @@ pub fn write(system: &System<'_>, request: Request<'_>, dir: &Path) -> Result<Wr
     if card {
         sdimage::write(system, dir)?;
     }
-    if disk || update {
-        kernel::write_compressed(dir)?;
-    }
+    let slot_kernel = if disk || update {
+        kernel::write_slot_kernel(dir)?
+    } else {
+        "kernel"
+    };
     if disk {
-        disk::write(system, dir)?;
+        disk::write(system, dir, slot_kernel)?;
     }
     if let (true, Some(key)) = (update, signing_key) {
-        bundle::write(system, dir, key)?;
+        bundle::write(system, dir, slot_kernel, key)?;
     }
     let artifacts = manifest::artifacts(dir)?;
     manifest::check_budgets(system, &artifacts, &root)?;

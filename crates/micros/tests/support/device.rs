@@ -3,13 +3,12 @@
 //! `power_cut_qemu.rs`.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signer, SigningKey};
 use micros_update::bundle;
 use micros_update::manifest::Manifest;
 
-use super::{micros, run, text, Vm};
+use super::{micros, run, text};
 
 pub struct Device {
     pub dir: tempfile::TempDir,
@@ -167,18 +166,6 @@ micros.system {{ modules = [ micros.profiles.qemu, {{
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
-}
-
-/// Polls `check` every second for up to `limit` while QEMU runs.
-pub fn poll<T>(vm: &mut Vm, limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    while start.elapsed() < limit && vm.exited().is_none() {
-        if let Some(value) = check() {
-            return Some(value);
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    None
 }
 
 /// The bundle with its manifest changed by `change` and signed by `key`.

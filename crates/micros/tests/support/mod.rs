@@ -190,6 +190,19 @@ pub struct Vm {
 }
 
 impl Vm {
+    /// Polls `check` every half second for up to `limit` while QEMU runs;
+    /// its first answer.
+    pub fn poll<T>(&mut self, limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+        let start = Instant::now();
+        while start.elapsed() < limit && self.exited().is_none() {
+            if let Some(value) = check() {
+                return Some(value);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        None
+    }
+
     pub fn start(dir: &Path, extra: &[&str]) -> Vm {
         Self::spawn(&dir.join("result"), extra, None)
     }
