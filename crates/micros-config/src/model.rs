@@ -446,6 +446,12 @@ pub struct Update {
     pub watchdog: u16,
     /// `types.Size` of each system slot.
     pub slot_size: String,
+    /// The update repository (`http://…`) the device checks, if any.
+    pub url: Option<String>,
+    /// Seconds between checks of `url`.
+    pub interval: u32,
+    /// `HH:MM-HH:MM` (UTC) when a self-updated device may reboot.
+    pub window: Option<String>,
     pub health_check: HealthCheck,
 }
 

@@ -52,7 +52,11 @@ mod number {
         pub const STATX: usize = 332;
         pub const GETPID: usize = 39;
         pub const SOCKET: usize = 41;
+        pub const CONNECT: usize = 42;
         pub const BIND: usize = 49;
+        pub const SETSOCKOPT: usize = 54;
+        pub const FLOCK: usize = 73;
+        pub const GETRANDOM: usize = 318;
         pub const EXIT_GROUP: usize = 231;
     }
     #[cfg(target_arch = "arm")]
@@ -82,6 +86,10 @@ mod number {
         pub const GETPID: usize = 20;
         pub const SOCKET: usize = 281;
         pub const BIND: usize = 282;
+        pub const CONNECT: usize = 283;
+        pub const SETSOCKOPT: usize = 294;
+        pub const FLOCK: usize = 143;
+        pub const GETRANDOM: usize = 384;
         pub const EXIT_GROUP: usize = 248;
         pub const CLOCK_GETTIME: usize = 403; // clock_gettime64
         pub const CLOCK_NANOSLEEP: usize = 407; // clock_nanosleep_time64
@@ -114,6 +122,10 @@ mod number {
         pub const GETPID: usize = 172;
         pub const SOCKET: usize = 198;
         pub const BIND: usize = 200;
+        pub const CONNECT: usize = 203;
+        pub const SETSOCKOPT: usize = 208;
+        pub const FLOCK: usize = 32;
+        pub const GETRANDOM: usize = 278;
         pub const EXIT_GROUP: usize = 94;
     }
     pub use table::*;
@@ -311,6 +323,67 @@ pub fn uevent_socket() -> Result<File> {
     Ok(socket)
 }
 
+/// A socket connected to an IPv4 address and port: TCP (`stream`) or UDP;
+/// connecting, and then each read and write, give up after `timeout`.
+pub fn connect(address: [u8; 4], port: u16, stream: bool, timeout: Duration) -> Result<File> {
+    const AF_INET: usize = 2;
+    const SOCK_STREAM: usize = 1;
+    const SOCK_DGRAM: usize = 2;
+    const SOL_SOCKET: usize = 1;
+    const SO_RCVTIMEO: usize = 20;
+    const SO_SNDTIMEO: usize = 21;
+    let kind = if stream { SOCK_STREAM } else { SOCK_DGRAM };
+    let fd = call(number::SOCKET, [AF_INET, kind | O_CLOEXEC, 0, 0, 0, 0])?;
+    let socket = File(fd as i32);
+    // struct timeval: two longs (the old layout, which 32-bit ARM keeps
+    // for SO_RCVTIMEO).
+    let time = [timeout.as_secs() as isize, timeout.subsec_micros() as isize];
+    for option in [SO_RCVTIMEO, SO_SNDTIMEO] {
+        call(
+            number::SETSOCKOPT,
+            [
+                socket.0 as usize,
+                SOL_SOCKET,
+                option,
+                time.as_ptr() as usize,
+                core::mem::size_of_val(&time),
+                0,
+            ],
+        )?;
+    }
+    // struct sockaddr_in: family, port (big-endian), address, 8 zeros.
+    let mut socket_address = [0u8; 16];
+    socket_address[0..2].copy_from_slice(&(AF_INET as u16).to_ne_bytes());
+    socket_address[2..4].copy_from_slice(&port.to_be_bytes());
+    socket_address[4..8].copy_from_slice(&address);
+    call(
+        number::CONNECT,
+        [
+            socket.0 as usize,
+            socket_address.as_ptr() as usize,
+            socket_address.len(),
+            0,
+            0,
+            0,
+        ],
+    )?;
+    Ok(socket)
+}
+
+/// Fills `buffer` from the kernel's random number generator (waiting for
+/// it to be seeded).
+pub fn random(buffer: &mut [u8]) -> Result<()> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let rest = &mut buffer[filled..];
+        filled += call(
+            number::GETRANDOM,
+            [rest.as_mut_ptr() as usize, rest.len(), 0, 0, 0, 0],
+        )?;
+    }
+    Ok(())
+}
+
 /// An error number from the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Errno(pub i32);
@@ -324,6 +397,7 @@ impl fmt::Display for Errno {
         let text = match self.0 {
             1 => "Operation not permitted",
             2 => "No such file or directory",
+            4 => "Interrupted system call",
             5 => "Input/output error",
             6 => "No such device or address",
             8 => "Exec format error",
@@ -342,6 +416,13 @@ impl fmt::Display for Errno {
             40 => "Too many levels of symbolic links",
             61 => "No data available",
             95 => "Operation not supported",
+            11 => "Timed out waiting for the other side",
+            32 => "Broken pipe",
+            101 => "Network is unreachable",
+            104 => "Connection reset by peer",
+            110 => "Connection timed out",
+            111 => "Connection refused",
+            113 => "No route to host",
             _ => "",
         };
         if text.is_empty() {
@@ -553,6 +634,13 @@ impl File {
             ],
         )
         .map(drop)
+    }
+
+    /// Waits for an exclusive lock on the file (flock), held until the
+    /// process ends.
+    pub fn lock(&self) -> Result<()> {
+        const LOCK_EX: usize = 2;
+        call(number::FLOCK, [self.0 as usize, LOCK_EX, 0, 0, 0, 0]).map(|_| ())
     }
 
     pub fn sync(&self) -> Result<()> {

@@ -576,6 +576,21 @@ fn install_updater(tree: &mut Tree, config: &Config) -> Result<(), RootfsError> 
             .ok_or_else(|| option("system.update.compatible", "names no board".into()))?,
         tries: update.tries,
         keys,
+        url: update
+            .url
+            .as_deref()
+            .map(micros_update::http::Url::parse)
+            .transpose()
+            .map_err(|e| option("system.update.url", e.into()))?,
+        window: update
+            .window
+            .as_deref()
+            .map(|w| {
+                micros_update::fleet::Window::parse(w).ok_or_else(|| {
+                    option("system.update.window", format!("`{w}` is not HH:MM-HH:MM"))
+                })
+            })
+            .transpose()?,
     };
     let binary = crate::init::update_binary(platform).ok_or_else(|| {
         option(

@@ -205,6 +205,54 @@ pub struct Verifier {
     state: State,
 }
 
+/// The manifest at the start of a bundle's bytes, once its signature by
+/// one of `keys` is checked, and where the payload starts; None while the
+/// header is incomplete. Checks nothing the manifest says.
+pub fn signed_manifest(
+    buffer: &[u8],
+    keys: &[[u8; 32]],
+) -> Result<Option<(Manifest, usize)>, Refusal> {
+    if buffer.len() < 16 {
+        if !MAGIC.starts_with(&buffer[..buffer.len().min(8)]) {
+            return Err(Refusal::NotABundle);
+        }
+        return Ok(None);
+    }
+    if &buffer[..8] != MAGIC {
+        return Err(Refusal::NotABundle);
+    }
+    let format = u32::from_le_bytes(buffer[8..12].try_into().expect("4 bytes"));
+    if format != FORMAT {
+        return Err(Refusal::UnknownFormat(format));
+    }
+    let length = u32::from_le_bytes(buffer[12..16].try_into().expect("4 bytes")) as usize;
+    if length > MAX_MANIFEST {
+        return Err(Refusal::ManifestTooLarge(length));
+    }
+    let end = 16 + length + 64;
+    if buffer.len() < end {
+        return Ok(None);
+    }
+    let text = core::str::from_utf8(&buffer[16..16 + length])
+        .map_err(|_| Refusal::Manifest(ManifestError::Line(0, "not UTF-8")))?;
+    let signature: [u8; 64] = buffer[16 + length..end].try_into().expect("64 bytes");
+    if signature == [0; 64] {
+        return Err(Refusal::Unsigned);
+    }
+    let message = signed_message(text);
+    let signature = Signature::from_bytes(&signature);
+    let trusted = keys.iter().any(|key| {
+        VerifyingKey::from_bytes(key)
+            .map(|key| key.verify_strict(&message, &signature).is_ok())
+            .unwrap_or(false)
+    });
+    if !trusted {
+        return Err(Refusal::UntrustedKey);
+    }
+    let manifest = Manifest::parse(text).map_err(Refusal::Manifest)?;
+    Ok(Some((manifest, end)))
+}
+
 impl Verifier {
     pub fn new(expect: Expectations) -> Verifier {
         Verifier {
@@ -288,44 +336,9 @@ impl Verifier {
         let State::Header(buffer) = &self.state else {
             return Ok(None);
         };
-        if buffer.len() < 16 {
-            if !MAGIC.starts_with(&buffer[..buffer.len().min(8)]) {
-                return Err(Refusal::NotABundle);
-            }
+        let Some((manifest, end)) = signed_manifest(buffer, &self.expect.trusted_keys)? else {
             return Ok(None);
-        }
-        if &buffer[..8] != MAGIC {
-            return Err(Refusal::NotABundle);
-        }
-        let format = u32::from_le_bytes(buffer[8..12].try_into().expect("4 bytes"));
-        if format != FORMAT {
-            return Err(Refusal::UnknownFormat(format));
-        }
-        let length = u32::from_le_bytes(buffer[12..16].try_into().expect("4 bytes")) as usize;
-        if length > MAX_MANIFEST {
-            return Err(Refusal::ManifestTooLarge(length));
-        }
-        let end = 16 + length + 64;
-        if buffer.len() < end {
-            return Ok(None);
-        }
-        let text = core::str::from_utf8(&buffer[16..16 + length])
-            .map_err(|_| Refusal::Manifest(ManifestError::Line(0, "not UTF-8")))?;
-        let signature: [u8; 64] = buffer[16 + length..end].try_into().expect("64 bytes");
-        if signature == [0; 64] {
-            return Err(Refusal::Unsigned);
-        }
-        let message = signed_message(text);
-        let signature = Signature::from_bytes(&signature);
-        let trusted = self.expect.trusted_keys.iter().any(|key| {
-            VerifyingKey::from_bytes(key)
-                .map(|key| key.verify_strict(&message, &signature).is_ok())
-                .unwrap_or(false)
-        });
-        if !trusted {
-            return Err(Refusal::UntrustedKey);
-        }
-        let manifest = Manifest::parse(text).map_err(Refusal::Manifest)?;
+        };
         if manifest.platform != self.expect.platform {
             return Err(Refusal::WrongPlatform {
                 bundle: manifest.platform,

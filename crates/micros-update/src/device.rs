@@ -7,6 +7,8 @@ use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
 
 use crate::bundle::{parse_public_key, Expectations};
+use crate::fleet::Window;
+use crate::http::Url;
 use crate::slot::Header;
 use crate::state::{BootState, Slot};
 use crate::version::Version;
@@ -23,6 +25,8 @@ pub const RECORD_SIZE: usize = 4096;
 /// board generic
 /// tries 1
 /// key micros-ed25519:<64 hex digits>
+/// url http://updates.example/fleet       (system.update.url, optional)
+/// window 02:00-04:00                     (system.update.window, optional)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -30,6 +34,10 @@ pub struct Settings {
     pub board: String,
     pub tries: u8,
     pub keys: Vec<[u8; 32]>,
+    /// The update repository the device checks (`micros-update check`).
+    pub url: Option<Url>,
+    /// When a device may reboot into an update it fetched itself.
+    pub window: Option<Window>,
 }
 
 impl Settings {
@@ -43,11 +51,18 @@ impl Settings {
         for key in &self.keys {
             let _ = writeln!(text, "key {}", crate::bundle::format_public_key(key));
         }
+        if let Some(url) = &self.url {
+            let _ = writeln!(text, "url {url}");
+        }
+        if let Some(window) = &self.window {
+            let _ = writeln!(text, "window {window}");
+        }
         text
     }
 
     pub fn parse(text: &str) -> Result<Settings, String> {
         let (mut platform, mut board, mut tries, mut keys) = (None, None, None, Vec::new());
+        let (mut url, mut window) = (None, None);
         for (number, line) in text.lines().enumerate() {
             let bad = |what: &str| alloc::format!("line {}: {what}", number + 1);
             let (key, value) = line.split_once(' ').ok_or_else(|| bad("no value"))?;
@@ -65,6 +80,11 @@ impl Settings {
                 }
                 "key" => keys
                     .push(parse_public_key(value).ok_or_else(|| bad("not a micros-ed25519 key"))?),
+                "url" => url = Some(Url::parse(value).map_err(bad)?),
+                "window" => {
+                    window =
+                        Some(Window::parse(value).ok_or_else(|| bad("a window is HH:MM-HH:MM"))?)
+                }
                 _ => return Err(bad("unknown setting")),
             }
         }
@@ -73,6 +93,8 @@ impl Settings {
             board: board.ok_or("no board")?,
             tries: tries.ok_or("no tries")?,
             keys,
+            url,
+            window,
         })
     }
 
@@ -368,8 +390,21 @@ mod tests {
             board: "generic".into(),
             tries: 2,
             keys: vec![[7; 32]],
+            url: None,
+            window: None,
         };
-        assert_eq!(Settings::parse(&settings.to_text()), Ok(settings));
+        assert_eq!(Settings::parse(&settings.to_text()), Ok(settings.clone()));
+        let fleet = Settings {
+            url: Some(Url::parse("http://10.0.2.2:8000/fleet").unwrap()),
+            window: Window::parse("02:00-04:00"),
+            ..settings
+        };
+        assert!(fleet
+            .to_text()
+            .contains("url http://10.0.2.2:8000/fleet\nwindow 02:00-04:00\n"));
+        assert_eq!(Settings::parse(&fleet.to_text()), Ok(fleet));
+        assert!(Settings::parse("platform x\nboard y\ntries 1\nurl https://h/\n").is_err());
+        assert!(Settings::parse("platform x\nboard y\ntries 1\nwindow 2-4\n").is_err());
         assert!(Settings::parse("platform x\nboard y\ntries 0\n").is_err());
         assert!(Settings::parse("platform x\nboard y\ntries 1\nkey nope\n").is_err());
         assert!(Settings::parse("platform x\ntries 1\n").is_err());

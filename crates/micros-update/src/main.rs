@@ -8,7 +8,16 @@
 //! micros-update boot-check                             at boot: exit 0 when this boot is a trial
 //! micros-update confirm                                the trial passed its health check
 //! micros-update reject REASON                          the trial failed it (then reboot)
+//! micros-update check                                  fetch and install the repository's release
+//! micros-update wait-window                            sleep until the reboot window opens
 //! ```
+//!
+//! `check` (system.update.url) reads the repository's signed index, and
+//! when it names a newer release for this device, downloads the bundle
+//! (resuming after a cut connection) into the other slot while verifying
+//! it. It exits 10 when it installed one (reboot to try it), 0 when there
+//! was nothing to do, 2 when it refused what the repository served, and 1
+//! when it could not reach it.
 //!
 //! Like stage 1 it has no standard library and no C library: `core`,
 //! `alloc` and the system calls of micros-init's `sys.rs`, which it shares
@@ -27,14 +36,23 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
+use core::time::Duration;
+
 use micros_update::bundle::Verifier;
 use micros_update::device::{self, Outcome, Record, Settings, SlotStatus, Status};
+use micros_update::fleet::{self, Decision, FleetRecord, Index};
+use micros_update::http::{self, DnsError, Head, Url};
 use micros_update::slot::{self, Header};
 use micros_update::state::{BootState, Slot, SECTOR};
 use micros_update::version::Version;
+use sha2::{Digest as _, Sha256};
 use sys::File;
 
 const SETTINGS: &str = "/etc/micros/update";
+/// `check`'s exit status when it installed a release: reboot to try it.
+const INSTALLED: i32 = 10;
+/// The exit status when the bundle or index was refused.
+const REFUSED: i32 = 2;
 
 macro_rules! say {
     ($($arg:tt)*) => {{
@@ -53,13 +71,19 @@ fn main() -> ! {
         ["boot-check"] => boot_check(),
         ["confirm"] => confirm(),
         ["reject", reason] => reject(reason),
-        _ => Err("usage: micros-update install [--allow-downgrade] < BUNDLE | status [--json] | boot-check | confirm | reject REASON".into()),
+        ["check"] => check(),
+        ["wait-window"] => wait_window(),
+        _ => Err("usage: micros-update install [--allow-downgrade] < BUNDLE | status [--json] | boot-check | confirm | reject REASON | check | wait-window".into()),
     };
     match result {
         Ok(code) => sys::exit(code),
         Err(message) => {
             say!("micros-update: {message}");
-            sys::exit(1)
+            sys::exit(if message.starts_with("refused") {
+                REFUSED
+            } else {
+                1
+            })
         }
     }
 }
@@ -173,23 +197,69 @@ fn read_header(path: &str) -> Option<Header> {
     Header::parse(&bytes).ok()
 }
 
+fn read_settings() -> Result<Settings, String> {
+    let text = sys::read_to_string(SETTINGS).map_err(|e| format!("{SETTINGS}: {e}"))?;
+    Settings::parse(&text).map_err(|e| format!("{SETTINGS}: {e}"))
+}
+
+/// Where a bundle's bytes come from: standard input, or a download.
+trait Source {
+    fn read(&mut self, buffer: &mut [u8]) -> Result<usize, String>;
+}
+
+impl Source for File {
+    fn read(&mut self, buffer: &mut [u8]) -> Result<usize, String> {
+        File::read(self, buffer).map_err(|e| format!("reading the bundle: {e}"))
+    }
+}
+
+/// The state partition, locked against another micros-update installing
+/// at the same time (a deploy and a scheduled check), and the state read
+/// once the lock is held.
+fn lock_state(disk: &Disk) -> Result<(File, BootState), String> {
+    let (file, _) = read_state(disk)?;
+    file.lock()
+        .map_err(|e| format!("{}: locking: {e}", disk.state))?;
+    let (_, state) = read_state(disk)?;
+    Ok((file, state))
+}
+
 fn install(allow_downgrade: bool) -> Result<i32, String> {
-    let settings_text = sys::read_to_string(SETTINGS).map_err(|e| format!("{SETTINGS}: {e}"))?;
-    let settings = Settings::parse(&settings_text).map_err(|e| format!("{SETTINGS}: {e}"))?;
+    let settings = read_settings()?;
     let disk = find_disk()?;
     let booted = booted_slot()?;
-    let (state_file, state) = read_state(&disk)?;
+    let (state_file, state) = lock_state(&disk)?;
+    let mut input = File::standard_input();
+    install_from(
+        &settings,
+        &disk,
+        booted,
+        (&state_file, state),
+        &mut input,
+        allow_downgrade,
+    )
+}
+
+/// Verifies the bundle from `input` while writing it into the slot that is
+/// not running, then arms that slot for a trial.
+fn install_from(
+    settings: &Settings,
+    disk: &Disk,
+    booted: Slot,
+    (state_file, state): (&File, BootState),
+    input: &mut dyn Source,
+    allow_downgrade: bool,
+) -> Result<i32, String> {
     let installed = read_header(disk.slot(booted)).map(|h| h.version);
     let (target, cleared) = state.begin_install(booted).map_err(|e| e.to_string())?;
     // From here the target slot is not bootable until it is whole again.
-    write_state(&state_file, &disk.state, &cleared)?;
+    write_state(state_file, &disk.state, &cleared)?;
     let target_path = disk.slot(target);
     let slot_file = open(target_path)?;
     let slot_size = slot_file
         .size()
         .map_err(|e| format!("{target_path}: {e}"))?;
     let mut verifier = Verifier::new(settings.expectations(installed, allow_downgrade));
-    let input = File::standard_input();
     let mut buffer = alloc::vec![0u8; 256 * 1024];
     let mut layout = None;
     let mut received = 0u64;
@@ -206,9 +276,13 @@ fn install(allow_downgrade: bool) -> Result<i32, String> {
         Err(format!("refused: {why}; slot {booted} stays as it was"))
     };
     loop {
-        let n = input
-            .read(&mut buffer)
-            .map_err(|e| format!("reading the bundle: {e}"))?;
+        let n = match input.read(&mut buffer) {
+            Ok(n) => n,
+            Err(why) => {
+                let version = verifier_version(&verifier);
+                return refuse(state_file, why, version);
+            }
+        };
         if n == 0 {
             break;
         }
@@ -217,7 +291,7 @@ fn install(allow_downgrade: bool) -> Result<i32, String> {
             Ok(verified) => verified,
             Err(refusal) => {
                 let version = verifier_version(&verifier);
-                return refuse(&state_file, refusal.to_string(), version);
+                return refuse(state_file, refusal.to_string(), version);
             }
         };
         if layout.is_none() {
@@ -227,7 +301,7 @@ fn install(allow_downgrade: bool) -> Result<i32, String> {
                     Ok(placed) => layout = Some(placed),
                     Err(too_small) => {
                         let version = manifest.version.to_string();
-                        return refuse(&state_file, format!("slot {target}: {too_small}"), version);
+                        return refuse(state_file, format!("slot {target}: {too_small}"), version);
                     }
                 }
                 say!(
@@ -247,7 +321,7 @@ fn install(allow_downgrade: bool) -> Result<i32, String> {
     let version_seen = verifier_version(&verifier);
     let manifest = match verifier.finish() {
         Ok(manifest) => manifest,
-        Err(refusal) => return refuse(&state_file, refusal.to_string(), version_seen),
+        Err(refusal) => return refuse(state_file, refusal.to_string(), version_seen),
     };
     let placed = layout.expect("a verified bundle has a layout");
     slot_file
@@ -267,12 +341,12 @@ fn install(allow_downgrade: bool) -> Result<i32, String> {
         .and_then(|()| slot_file.sync())
         .map_err(|e| format!("{target_path}: {e}"))?;
     write_state(
-        &state_file,
+        state_file,
         &disk.state,
         &cleared.arm(target, settings.tries),
     )?;
     write_record(
-        &state_file,
+        state_file,
         &Record {
             outcome: Outcome::Installed,
             slot: target,
@@ -325,7 +399,7 @@ fn status(json: bool) -> Result<i32, String> {
 fn boot_check() -> Result<i32, String> {
     let disk = find_disk()?;
     let booted = booted_slot()?;
-    let (state_file, state) = read_state(&disk)?;
+    let (state_file, state) = lock_state(&disk)?;
     let record = read_record(&state_file);
     let version = |slot: Slot| {
         read_header(disk.slot(slot))
@@ -366,7 +440,7 @@ fn boot_check() -> Result<i32, String> {
 fn confirm() -> Result<i32, String> {
     let disk = find_disk()?;
     let booted = booted_slot()?;
-    let (state_file, state) = read_state(&disk)?;
+    let (state_file, state) = lock_state(&disk)?;
     let Some(confirmed) = state.confirm(booted) else {
         say!("micros-update: slot {booted} is not on trial: nothing to confirm");
         return Ok(0);
@@ -389,7 +463,7 @@ fn confirm() -> Result<i32, String> {
 fn reject(reason: &str) -> Result<i32, String> {
     let disk = find_disk()?;
     let booted = booted_slot()?;
-    let (state_file, state) = read_state(&disk)?;
+    let (state_file, state) = lock_state(&disk)?;
     let Some(rejected) = state.reject(booted) else {
         return Err(format!("slot {booted} is not on trial: nothing to reject"));
     };
@@ -412,4 +486,466 @@ fn reject(reason: &str) -> Result<i32, String> {
         rejected.good
     );
     Ok(0)
+}
+
+/// Reads the repository's index and, when it names a newer release for
+/// this device, installs it into the other slot.
+fn check() -> Result<i32, String> {
+    let settings = read_settings()?;
+    let Some(base) = settings.url.clone() else {
+        return Err("no update repository: set system.update.url".into());
+    };
+    let disk = find_disk()?;
+    let booted = booted_slot()?;
+    let (state_file, state) = lock_state(&disk)?;
+    if state.good != booted {
+        say!("micros-update: slot {booted} runs on trial: checking for updates after its verdict");
+        return Ok(0);
+    }
+    let mut record = read_fleet_record(&state_file)?;
+    let index_url = base.join(fleet::INDEX);
+    let bytes = fetch_whole(&index_url, fleet::MAX_INDEX)?;
+    let index = Index::verify(&bytes, &settings.keys)
+        .map_err(|e| format!("refused the index at {index_url}: {e}"))?;
+    let running = read_header(disk.slot(booted)).map(|h| h.version);
+    let other = booted.other();
+    let failed = (state.bad == Some(other))
+        .then(|| read_header(disk.slot(other)).map(|h| h.version))
+        .flatten();
+    let decision = fleet::decide(
+        &index,
+        &fleet::Device {
+            platform: &settings.platform,
+            board: &settings.board,
+            running: running.as_ref(),
+            failed: failed.as_ref(),
+            seen: record.seen,
+            id: &record.id,
+        },
+    );
+    if let Decision::Replay { serial, seen } = decision {
+        return Err(format!(
+            "refused the index at {index_url}: {}",
+            fleet::IndexError::Replay { serial, seen }
+        ));
+    }
+    if index.serial > record.seen {
+        record.seen = index.serial;
+        write_fleet_record(&state_file, &record)?;
+    }
+    let release = match decision {
+        Decision::Replay { .. } => unreachable!("returned above"),
+        Decision::NoRelease => {
+            say!(
+                "micros-update: the repository has no release for {} {}",
+                settings.platform,
+                settings.board
+            );
+            return Ok(0);
+        }
+        Decision::UpToDate(release) => {
+            say!(
+                "micros-update: up to date (the repository's release is version {})",
+                release.version
+            );
+            return Ok(0);
+        }
+        Decision::FailedHere(release) => {
+            say!(
+                "micros-update: version {} failed its trial on this device; waiting for a newer release",
+                release.version
+            );
+            return Ok(0);
+        }
+        Decision::NotSelected(release) => {
+            say!(
+                "micros-update: version {} goes to {} % of devices so far, not yet to this one",
+                release.version,
+                release.rollout.percent()
+            );
+            return Ok(0);
+        }
+        Decision::Install(release) => release,
+    };
+    let url = base.join(&release.bundle);
+    say!(
+        "micros-update: downloading version {} from {url} ({} bytes)",
+        release.version,
+        release.size
+    );
+    let mut download = Download::start(url, release.size, release.sha256).map_err(|e| match e {
+        Fail::Stop(why) => format!("refused: {why}"),
+        Fail::Retry(why) => why,
+    })?;
+    let code = install_from(
+        &settings,
+        &disk,
+        booted,
+        (&state_file, state),
+        &mut download,
+        false,
+    )?;
+    Ok(if code == 0 { INSTALLED } else { code })
+}
+
+/// Sleeps until the reboot window (system.update.window) is open, by the
+/// device's clock; at once without a window.
+fn wait_window() -> Result<i32, String> {
+    let settings = read_settings()?;
+    let Some(window) = settings.window else {
+        return Ok(0);
+    };
+    let wait = window.wait(sys::unix_time());
+    if wait > 0 {
+        say!(
+            "micros-update: rebooting in the window {window} (UTC), in {} min",
+            wait.div_ceil(60)
+        );
+    }
+    // Look again each minute: the clock may be set meanwhile.
+    loop {
+        let wait = window.wait(sys::unix_time());
+        if wait == 0 {
+            return Ok(0);
+        }
+        sys::sleep(Duration::from_secs(wait.min(60)));
+    }
+}
+
+fn read_fleet_record(file: &File) -> Result<FleetRecord, String> {
+    let mut bytes = alloc::vec![0u8; fleet::RECORD_SIZE];
+    if file.read_exact_at(&mut bytes, fleet::RECORD_OFFSET).is_ok() {
+        if let Some(record) = FleetRecord::parse(&bytes) {
+            return Ok(record);
+        }
+    }
+    // The first check: draw this device's identifier for rollouts.
+    let mut id = [0u8; 16];
+    sys::random(&mut id).map_err(|e| format!("drawing the device's identifier: {e}"))?;
+    let record = FleetRecord { id, seen: 0 };
+    write_fleet_record(file, &record)?;
+    Ok(record)
+}
+
+fn write_fleet_record(file: &File, record: &FleetRecord) -> Result<(), String> {
+    file.write_all_at(&record.to_bytes(), fleet::RECORD_OFFSET)
+        .and_then(|()| file.sync())
+        .map_err(|e| format!("writing the fleet record: {e}"))
+}
+
+/// Connecting, and each read and write, give up after this long.
+const NETWORK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Tries without a byte of progress before a download gives up.
+const MAX_FAILURES: u32 = 8;
+
+/// Why a request failed: worth trying again (the network, the server's
+/// 5xx), or not (what the repository serves is wrong).
+enum Fail {
+    Retry(String),
+    Stop(String),
+}
+
+/// A host's IPv4 address: a literal, `/etc/hosts`, or DNS.
+fn resolve(host: &str) -> Result<[u8; 4], String> {
+    if let Some(address) = http::parse_ipv4(host) {
+        return Ok(address);
+    }
+    let hosts = sys::read_to_string("/etc/hosts").unwrap_or_default();
+    if let Some(address) = http::hosts_lookup(&hosts, host) {
+        return Ok(address);
+    }
+    let resolv = sys::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let servers = http::nameservers(&resolv);
+    if servers.is_empty() {
+        return Err(format!(
+            "cannot resolve {host}: no name server in /etc/resolv.conf"
+        ));
+    }
+    let mut id = [0u8; 2];
+    sys::random(&mut id).map_err(|e| format!("resolving {host}: {e}"))?;
+    let id = u16::from_ne_bytes(id);
+    let query = http::dns_query(id, host).ok_or_else(|| format!("{host} is not a host name"))?;
+    let mut last = String::new();
+    for _ in 0..2 {
+        for &server in &servers {
+            let Ok(socket) = sys::connect(server, 53, false, Duration::from_secs(3)) else {
+                continue;
+            };
+            if socket.write_all(&query).is_err() {
+                continue;
+            }
+            let mut answer = [0u8; 1500];
+            // Answers to other queries are skipped until the timeout.
+            while let Ok(n) = socket.read(&mut answer) {
+                match http::dns_answer(&answer[..n], id) {
+                    Ok(address) => return Ok(address),
+                    Err(DnsError::NotOurs) => continue,
+                    Err(e) => {
+                        last = e.to_string();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Err(if last.is_empty() {
+        format!("cannot resolve {host}: no name server answered")
+    } else {
+        format!("cannot resolve {host}: {last}")
+    })
+}
+
+/// A GET of `url` from byte `from`, following up to five redirects: the
+/// connection, the response's head and the body bytes read with it.
+fn get(url: &Url, from: u64) -> Result<(File, Head, Vec<u8>), Fail> {
+    let mut url = url.clone();
+    for _ in 0..5 {
+        let address = resolve(&url.host).map_err(Fail::Retry)?;
+        let socket = sys::connect(address, url.port, true, NETWORK_TIMEOUT)
+            .map_err(|e| Fail::Retry(format!("cannot connect to {}: {e}", url.authority())))?;
+        socket
+            .write_all(http::request(&url, from).as_bytes())
+            .map_err(|e| Fail::Retry(format!("{url}: {e}")))?;
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        let (head, body_at) = loop {
+            let n = socket
+                .read(&mut buffer)
+                .map_err(|e| Fail::Retry(format!("{url}: {e}")))?;
+            if n == 0 {
+                return Err(Fail::Retry(format!(
+                    "{url}: the server closed the connection without an answer"
+                )));
+            }
+            received.extend_from_slice(&buffer[..n]);
+            match http::parse_head(&received) {
+                Ok(Some(head)) => break head,
+                Ok(None) => {}
+                Err(e) => return Err(Fail::Stop(format!("{url}: {e}"))),
+            }
+        };
+        if head.coded {
+            return Err(Fail::Stop(format!("{url}: the server sent a transfer coding (chunked); serve the repository as static files")));
+        }
+        if matches!(head.status, 301 | 302 | 303 | 307 | 308) {
+            let location = head.location.as_deref().unwrap_or_default();
+            url = Url::parse(location)
+                .map_err(|e| Fail::Stop(format!("{url} redirects to `{location}`: {e}")))?;
+            continue;
+        }
+        received.drain(..body_at);
+        return Ok((socket, head, received));
+    }
+    Err(Fail::Stop(format!("{url}: more than five redirects")))
+}
+
+/// A small file (the index), whole.
+fn fetch_whole(url: &Url, max: usize) -> Result<Vec<u8>, String> {
+    let (socket, head, mut body) = get(url, 0).map_err(|e| match e {
+        Fail::Retry(why) => format!("the update repository cannot be reached: {why}"),
+        Fail::Stop(why) => format!("refused: {why}"),
+    })?;
+    if head.status != 200 {
+        return Err(format!(
+            "{url}: the server answered {} (is the repository published there?)",
+            head.status
+        ));
+    }
+    let mut buffer = [0u8; 4096];
+    loop {
+        if body.len() > max {
+            return Err(format!("refused: {url} is larger than {max} bytes"));
+        }
+        match socket.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&buffer[..n]),
+            Err(e) => return Err(format!("{url}: {e}")),
+        }
+    }
+    if head
+        .length
+        .is_some_and(|length| length != body.len() as u64)
+    {
+        return Err(format!(
+            "{url}: the connection closed after {} of {} bytes",
+            body.len(),
+            head.length.unwrap_or(0)
+        ));
+    }
+    Ok(body)
+}
+
+/// A bundle's download: hands on exactly `size` bytes, resuming with a
+/// Range request after a cut connection, and checks them against the
+/// index's SHA-256 at the end.
+struct Download {
+    url: Url,
+    size: u64,
+    sha256: [u8; 32],
+    hash: Sha256,
+    received: u64,
+    socket: Option<File>,
+    /// Body bytes read with the head, not yet handed on.
+    pending: Vec<u8>,
+    /// Bytes to drop from a server that ignored the Range request.
+    skip: u64,
+    failures: u32,
+}
+
+impl Download {
+    /// Starts the download: the first answer must promise the size the
+    /// index names, so a truncated or replaced bundle is refused before
+    /// any slot is touched.
+    fn start(url: Url, size: u64, sha256: [u8; 32]) -> Result<Download, Fail> {
+        let mut download = Download {
+            url,
+            size,
+            sha256,
+            hash: Sha256::new(),
+            received: 0,
+            socket: None,
+            pending: Vec::new(),
+            skip: 0,
+            failures: 0,
+        };
+        download.connect()?;
+        Ok(download)
+    }
+
+    fn connect(&mut self) -> Result<(), Fail> {
+        let (socket, head, body) = get(&self.url, self.received)?;
+        let url = &self.url;
+        let (first, total) = match head.status {
+            200 => (0, head.length),
+            206 => head.range.ok_or_else(|| {
+                Fail::Stop(format!("{url}: a partial answer without Content-Range"))
+            })?,
+            416 => {
+                return Err(Fail::Stop(format!(
+                    "{url} ends before byte {} of the {} the index names: a truncated bundle",
+                    self.received, self.size
+                )))
+            }
+            404 => {
+                return Err(Fail::Stop(format!(
+                    "{url}: not found (the index names a bundle the repository does not have)"
+                )))
+            }
+            status if status >= 500 => {
+                return Err(Fail::Retry(format!("{url}: the server answered {status}")))
+            }
+            status => return Err(Fail::Stop(format!("{url}: the server answered {status}"))),
+        };
+        if let Some(total) = total.filter(|&total| total != self.size) {
+            return Err(Fail::Stop(format!(
+                "{url} is {total} bytes, the index says {}: a truncated or replaced bundle",
+                self.size
+            )));
+        }
+        if first > self.received {
+            return Err(Fail::Stop(format!(
+                "{url}: the server sent bytes from {first}, not from {}",
+                self.received
+            )));
+        }
+        self.skip = self.received - first;
+        self.pending = body;
+        self.socket = Some(socket);
+        Ok(())
+    }
+
+    /// Counts a failure and waits before the next try (1, 2, 4 … 30 s).
+    fn retry(&mut self, why: String) -> Result<(), String> {
+        self.socket = None;
+        self.failures += 1;
+        if self.failures > MAX_FAILURES {
+            return Err(format!(
+                "gave up after {MAX_FAILURES} tries without progress: {why}"
+            ));
+        }
+        let wait = (1u64 << (self.failures - 1).min(5)).min(30);
+        say!(
+            "micros-update: {why}; resuming at byte {} of {} in {wait} s",
+            self.received,
+            self.size
+        );
+        sys::sleep(Duration::from_secs(wait));
+        Ok(())
+    }
+
+    /// Takes `bytes` the server sent, past any it must skip; how many of
+    /// them go on.
+    fn take(&mut self, bytes: usize) -> (usize, usize) {
+        let skipped = (self.skip.min(bytes as u64)) as usize;
+        self.skip -= skipped as u64;
+        let wanted = (self.size - self.received) as usize;
+        (skipped, (bytes - skipped).min(wanted))
+    }
+}
+
+impl Source for Download {
+    fn read(&mut self, buffer: &mut [u8]) -> Result<usize, String> {
+        loop {
+            if self.received == self.size {
+                let hash = core::mem::replace(&mut self.hash, Sha256::new()).finalize();
+                if hash.as_slice() != self.sha256 {
+                    return Err(format!(
+                        "{}: the bundle's SHA-256 is not the one its index names",
+                        self.url
+                    ));
+                }
+                return Ok(0);
+            }
+            if !self.pending.is_empty() {
+                let (skipped, n) = self.take(self.pending.len());
+                let n = n.min(buffer.len());
+                buffer[..n].copy_from_slice(&self.pending[skipped..skipped + n]);
+                self.pending.drain(..skipped + n);
+                if n == 0 {
+                    continue;
+                }
+                return Ok(self.deliver(&buffer[..n]));
+            }
+            let Some(socket) = &self.socket else {
+                match self.connect() {
+                    Ok(()) => continue,
+                    Err(Fail::Stop(why)) => return Err(why),
+                    Err(Fail::Retry(why)) => {
+                        self.retry(why)?;
+                        continue;
+                    }
+                }
+            };
+            match socket.read(buffer) {
+                Ok(0) => {
+                    let why = format!(
+                        "{}: the connection closed after {} of {} bytes",
+                        self.url, self.received, self.size
+                    );
+                    self.retry(why)?;
+                }
+                Ok(n) => {
+                    let (skipped, taken) = self.take(n);
+                    if taken == 0 {
+                        continue;
+                    }
+                    buffer.copy_within(skipped..skipped + taken, 0);
+                    return Ok(self.deliver(&buffer[..taken]));
+                }
+                Err(e) => {
+                    let why = format!("{}: {e}", self.url);
+                    self.retry(why)?;
+                }
+            }
+        }
+    }
+}
+
+impl Download {
+    fn deliver(&mut self, bytes: &[u8]) -> usize {
+        self.hash.update(bytes);
+        self.received += bytes.len() as u64;
+        self.failures = 0;
+        bytes.len()
+    }
 }

@@ -237,10 +237,15 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 pub fn unhex(text: &str) -> Option<Digest> {
-    if text.len() != 64 {
+    unhex_array(text)
+}
+
+/// `N` bytes from exactly `2 N` lowercase hex digits.
+pub fn unhex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N {
         return None;
     }
-    let mut out = [0u8; 32];
+    let mut out = [0u8; N];
     for (i, pair) in text.as_bytes().chunks(2).enumerate() {
         let digit = |b: u8| match b {
             b'0'..=b'9' => Some(b - b'0'),

@@ -39,6 +39,8 @@ enum Command {
     Keygen(commands::keygen::Args),
     /// Build a signed update, install it into a device's other slot over SSH, reboot it and wait for its health check's verdict
     Deploy(commands::deploy::Args),
+    /// Add update bundles to a static update repository (a signed index and the bundles, for any web server) that devices with system.update.url update themselves from
+    Publish(commands::publish::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -54,6 +56,7 @@ pub fn run() -> ExitCode {
         Command::Why(args) => commands::why::run(args),
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Deploy(args) => commands::deploy::run(args),
+        Command::Publish(args) => commands::publish::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

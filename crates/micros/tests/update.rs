@@ -106,3 +106,135 @@ fn a_signed_bundle_holds_the_built_slot_and_a_device_accepts_nothing_else() {
     newer.installed = Some(Version::parse("1.2").unwrap());
     assert!(matches!(check(&bundle, newer), Err(Refusal::Older { .. })));
 }
+
+#[test]
+fn publishing_writes_a_signed_index_of_verified_bundles_that_only_moves_forward() {
+    use micros_update::fleet::{Index, Share};
+    let project = project("");
+    ok(&project.micros(&["keygen", "update.key"]));
+    ok(&project.micros(&["keygen", "other.key"]));
+    let key = std::fs::read_to_string(project.path("update.key.pub")).unwrap();
+    let public = parse_public_key(&key).unwrap();
+    let mut bundles = Vec::new();
+    for version in ["1.1", "1.2"] {
+        project.write_config(&format!(
+            "system.update = {{ version = \"{version}\", trustedKeys = [{:?}] }}",
+            key.trim()
+        ));
+        ok(&project.micros(&["build", "-A", "update", "--key", "update.key"]));
+        let name = format!("v{version}.bundle");
+        std::fs::copy(project.path("result/update.bundle"), project.path(&name)).unwrap();
+        bundles.push(name);
+    }
+    let index = || -> (Vec<u8>, Index) {
+        let bytes = std::fs::read(project.path("repo/index")).unwrap();
+        let index = Index::verify(&bytes, &[public]).expect("signed by update.key");
+        (bytes, index)
+    };
+    let publish = |args: &[&str]| {
+        let mut all = vec!["publish", "--repo", "repo", "--key", "update.key"];
+        all.extend_from_slice(args);
+        project.micros(&all)
+    };
+
+    let out = ok(&publish(&["--rollout", "0.25", &bundles[0]]));
+    assert!(
+        out.contains("x86_64-linux generic: version 1.1 to 25 % of devices"),
+        "{out}"
+    );
+    let (_, first) = index();
+    let release = first.release("x86_64-linux", "generic").unwrap();
+    assert_eq!(release.rollout, Share::parse("0.25").unwrap());
+    let bytes = std::fs::read(project.path(&bundles[0])).unwrap();
+    assert_eq!(release.size, bytes.len() as u64);
+    assert_eq!(
+        std::fs::read(project.path("repo").join(&release.bundle)).unwrap(),
+        bytes,
+        "the bundle is served as built"
+    );
+    assert!(release.bundle.starts_with("x86_64-linux-1.1-"));
+
+    ok(&publish(&[&bundles[1]]));
+    let (after_second, second) = index();
+    assert!(second.serial > first.serial);
+    let release = second.release("x86_64-linux", "generic").unwrap();
+    assert_eq!(release.version, Version::parse("1.2").unwrap());
+    assert_eq!(
+        release.rollout,
+        Share::ALL,
+        "a release goes to all by default"
+    );
+    assert!(
+        project
+            .path("repo")
+            .join(&first.releases[0].bundle)
+            .exists(),
+        "older bundles stay for devices mid-download"
+    );
+
+    // What must not change the index: an older version, a corrupt bundle,
+    // a bundle or an index of another key.
+    let older = publish(&[&bundles[0]]);
+    assert_eq!(older.status.code(), Some(1));
+    assert!(
+        text(&older.stderr).contains("older than the published 1.2"),
+        "{}",
+        text(&older.stderr)
+    );
+    let mut corrupt = std::fs::read(project.path(&bundles[1])).unwrap();
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 1;
+    std::fs::write(project.path("corrupt.bundle"), corrupt).unwrap();
+    let refused = publish(&["corrupt.bundle"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("corrupt"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let stranger = project.micros(&[
+        "publish",
+        "--repo",
+        "repo",
+        "--key",
+        "other.key",
+        "--rollout",
+        "1",
+    ]);
+    assert_eq!(stranger.status.code(), Some(1));
+    assert!(
+        text(&stranger.stderr).contains("not signed by a key"),
+        "{}",
+        text(&stranger.stderr)
+    );
+    let foreign = project.micros(&[
+        "publish",
+        "--repo",
+        "other",
+        "--key",
+        "other.key",
+        &bundles[1],
+    ]);
+    assert_eq!(foreign.status.code(), Some(1));
+    assert!(
+        text(&foreign.stderr).contains("is not signed by other.key"),
+        "{}",
+        text(&foreign.stderr)
+    );
+    let bad_share = publish(&["--rollout", "1.5"]);
+    assert_eq!(bad_share.status.code(), Some(2));
+    assert!(text(&bad_share.stderr).contains("a number from 0 to 1"));
+    assert_eq!(index().0, after_second, "nothing refused changed the index");
+
+    // Raising the share re-signs the index with a higher serial.
+    ok(&publish(&["--rollout", "0.5"]));
+    let (_, third) = index();
+    assert!(third.serial > second.serial);
+    assert_eq!(third.releases[0].rollout, Share::parse("0.5").unwrap());
+    assert_eq!(third.releases[0].version, Version::parse("1.2").unwrap());
+    let listed = ok(&publish(&[]));
+    assert!(
+        listed.contains("version 1.2 to 50 % of devices"),
+        "{listed}"
+    );
+}

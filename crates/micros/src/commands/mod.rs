@@ -6,6 +6,7 @@ pub mod init;
 pub mod keygen;
 pub mod lock;
 pub mod options;
+pub mod publish;
 pub mod run;
 pub mod why;
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test binary uses a different part.
 
 pub mod device;
+pub mod repo_server;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
