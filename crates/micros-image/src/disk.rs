@@ -28,6 +28,16 @@ const ALIGNMENT: u64 = 1 << 20;
 pub enum PartitionTable {
     Mbr,
     Gpt,
+    /// GPT whose MBR lists the first partition too (a "hybrid MBR"), for
+    /// firmware that reads only an MBR, as the Raspberry Pi's boot ROM
+    /// does: it finds its FAT there, while U-Boot and Linux read the GPT.
+    GptHybrid,
+}
+
+impl PartitionTable {
+    fn is_gpt(self) -> bool {
+        self != PartitionTable::Mbr
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +96,10 @@ pub fn write_disk(dest: &Path, layout: &DiskLayout) -> Result<DiskSummary> {
                 let sector = partition::mbr(&plan.placed, plan.signature);
                 file.write_all_at(&sector, 0).map_err(Error::output(dest))?;
             }
-            PartitionTable::Gpt => {
-                for (lba, bytes) in partition::gpt(&plan.placed, total, plan.disk_guid, &plan.guids)
+            PartitionTable::Gpt | PartitionTable::GptHybrid => {
+                let hybrid = layout.table == PartitionTable::GptHybrid;
+                for (lba, bytes) in
+                    partition::gpt(&plan.placed, total, plan.disk_guid, &plan.guids, hybrid)
                 {
                     file.write_all_at(&bytes, lba * SECTOR)
                         .map_err(Error::output(dest))?;
@@ -162,7 +174,7 @@ impl Plan<'_> {
             PartitionTable::Mbr => (1..=self.placed.len())
                 .map(|number| format!("{:08x}-{number:02x}", self.signature))
                 .collect(),
-            PartitionTable::Gpt => self
+            PartitionTable::Gpt | PartitionTable::GptHybrid => self
                 .guids
                 .iter()
                 .map(|g| g.to_string().to_lowercase())
@@ -178,7 +190,7 @@ fn plan<'a>(dest: &Path, layout: &'a DiskLayout) -> Result<Plan<'a>> {
     };
     let limit = match layout.table {
         PartitionTable::Mbr => 4,
-        PartitionTable::Gpt => partition::GPT_ENTRIES,
+        PartitionTable::Gpt | PartitionTable::GptHybrid => partition::GPT_ENTRIES,
     };
     if layout.partitions.len() > limit {
         return Err(Error::InvalidOption {
@@ -195,8 +207,7 @@ fn plan<'a>(dest: &Path, layout: &'a DiskLayout) -> Result<Plan<'a>> {
     // What the layout says, hashed into every identifier.
     let mut description = layout.seed.clone();
     for spec in &layout.partitions {
-        if layout.table == PartitionTable::Gpt && spec.name.encode_utf16().count() > GPT_NAME_UNITS
-        {
+        if layout.table.is_gpt() && spec.name.encode_utf16().count() > GPT_NAME_UNITS {
             return Err(problem(
                 spec,
                 format!("the name is longer than GPT's {GPT_NAME_UNITS} characters"),
@@ -254,7 +265,7 @@ fn plan<'a>(dest: &Path, layout: &'a DiskLayout) -> Result<Plan<'a>> {
     // GPT keeps its backup entries and header in the last 33 sectors.
     let trailer = match layout.table {
         PartitionTable::Mbr => 0,
-        PartitionTable::Gpt => (GPT_ENTRY_SECTORS + 1) * SECTOR,
+        PartitionTable::Gpt | PartitionTable::GptHybrid => (GPT_ENTRY_SECTORS + 1) * SECTOR,
     };
     let needed = placed
         .last()

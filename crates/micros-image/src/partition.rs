@@ -178,12 +178,15 @@ pub(crate) fn mbr(partitions: &[Placed<'_>], signature: u32) -> [u8; 512] {
 }
 
 /// The GPT structures of a disk of `total` sectors: (LBA, bytes) pairs for
-/// the protective MBR, both headers and both entry arrays.
+/// the protective MBR, both headers and both entry arrays. A `hybrid` MBR
+/// lists the first partition first and protects only the sectors before
+/// it (from LBA 1, which is what Linux and U-Boot look for).
 pub(crate) fn gpt(
     partitions: &[Placed<'_>],
     total: u64,
     disk: Guid,
     unique: &[Guid],
+    hybrid: bool,
 ) -> Vec<(u64, Vec<u8>)> {
     let last = total - 1;
     let mut entries = vec![0u8; GPT_ENTRIES * GPT_ENTRY_SIZE];
@@ -231,7 +234,19 @@ pub(crate) fn gpt(
     entry[5..8].copy_from_slice(&[0xFF, 0xFF, 0xFF]);
     entry[8..12].copy_from_slice(&1u32.to_le_bytes());
     entry[12..16].copy_from_slice(&((total - 1).min(u32::MAX as u64) as u32).to_le_bytes());
-    protective[446..462].copy_from_slice(&entry);
+    match partitions.first().filter(|_| hybrid) {
+        Some(first) => {
+            let status = if first.bootable { 0x80 } else { 0 };
+            protective[446..462].copy_from_slice(&mbr_entry(
+                status,
+                first.kind.mbr,
+                first.first,
+                first.sectors,
+            ));
+            protective[462..478].copy_from_slice(&mbr_entry(0, 0xEE, 1, first.first - 1));
+        }
+        None => protective[446..462].copy_from_slice(&entry),
+    }
     protective[510..512].copy_from_slice(&[0x55, 0xAA]);
     let backup_entries = last - GPT_ENTRY_SECTORS;
     vec![

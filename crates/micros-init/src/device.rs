@@ -92,7 +92,10 @@ pub fn partition_uuids(first_sectors: &[u8], sector: usize) -> Vec<(u32, String)
     if first_sectors.len() < 512 || first_sectors[510..512] != [0x55, 0xaa] {
         return Vec::new();
     }
-    let protective = first_sectors[446 + 4] == 0xee;
+    // A GPT disk's MBR has an 0xEE entry: alone (protective) or beside
+    // others (hybrid, as on a Raspberry Pi A/B card, whose boot ROM reads
+    // only the MBR); then the GPT is the table, as Linux and U-Boot read it.
+    let protective = (0..4).any(|i| first_sectors[446 + i * 16 + 4] == 0xee);
     // Every number below comes from the disk: arithmetic is checked, and
     // what lies outside the bytes read is simply not there.
     let header = first_sectors.get(sector..).and_then(|h| h.get(..92));
@@ -224,8 +227,16 @@ mod tests {
 
     #[test]
     fn gpt_partuuids() {
+        gpt_partuuids_with_mbr_entries(&[0xee]);
+        // A hybrid MBR (the Pi's A/B card): the FAT first, then 0xEE.
+        gpt_partuuids_with_mbr_entries(&[0x0c, 0xee]);
+    }
+
+    fn gpt_partuuids_with_mbr_entries(kinds: &[u8]) {
         let mut disk = vec![0u8; 512 * 3];
-        disk[446 + 4] = 0xee;
+        for (i, kind) in kinds.iter().enumerate() {
+            disk[446 + i * 16 + 4] = *kind;
+        }
         disk[510] = 0x55;
         disk[511] = 0xaa;
         let header = &mut disk[512..1024];

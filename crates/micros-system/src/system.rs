@@ -51,7 +51,7 @@ pub struct System<'a> {
     /// The kernel packages' files (device trees for a Pi card).
     pub kernel_tree: Tree,
     /// raspi-firmware's files, which go onto the Pi's boot partition, and
-    /// u-boot-qemu's, which boot the A/B disk under QEMU.
+    /// U-Boot's (u-boot-qemu, u-boot-rpi), which boot the A/B disk.
     pub boot_firmware: Tree,
     /// `hardware.firmware`'s packages: the root takes the files its
     /// modules can ask for.
@@ -81,7 +81,7 @@ impl<'a> System<'a> {
             let tar = data_tar(cache, &package.name, deb, &package.sha256)?;
             // The boot firmware goes to the boot partition, not the root.
             if package.name == "raspi-firmware"
-                || package.name == crate::outputs::disk::UBOOT_PACKAGE
+                || crate::outputs::disk::UBOOT_PACKAGES.contains(&package.name.as_str())
             {
                 unpack_tar(
                     &package.name,

@@ -216,6 +216,43 @@ fn gpt_disk_passes_sgdisk_verification() {
 }
 
 #[test]
+fn a_hybrid_gpt_disk_shows_its_first_partition_to_mbr_readers_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (boot, root) = images(dir.path());
+    let plain = dir.path().join("plain.img");
+    let hybrid = dir.path().join("hybrid.img");
+    let gpt = write_disk(&plain, &layout(PartitionTable::Gpt, &boot, &root)).unwrap();
+    let summary = write_disk(&hybrid, &layout(PartitionTable::GptHybrid, &boot, &root)).unwrap();
+    assert_eq!(summary, gpt, "the same GPT partitions and identifiers");
+
+    let verify = run(Command::new("sgdisk").arg("-v").arg(&hybrid));
+    assert!(verify.contains("No problems found."), "{verify}");
+    let dump = |disk: &Path| {
+        run(Command::new("sfdisk").arg("--dump").arg(disk)).replace(&disk.display().to_string(), "")
+    };
+    assert_eq!(
+        dump(&hybrid),
+        dump(&plain),
+        "GPT readers see the same table"
+    );
+    // The MBR: the boot partition (FAT32, bootable) for firmware that
+    // reads only an MBR, then 0xEE from LBA 1 to just before it.
+    let mbr = read_at(&hybrid, 0, 512);
+    let entry = |i: usize| &mbr[446 + 16 * i..462 + 16 * i];
+    let word = |bytes: &[u8]| u32::from_le_bytes(bytes.try_into().unwrap());
+    assert_eq!((entry(0)[0], entry(0)[4]), (0x80, 0x0c));
+    assert_eq!(
+        (word(&entry(0)[8..12]), word(&entry(0)[12..16])),
+        (2048, 131072)
+    );
+    assert_eq!((entry(1)[0], entry(1)[4]), (0, 0xee));
+    assert_eq!((word(&entry(1)[8..12]), word(&entry(1)[12..16])), (1, 2047));
+    assert!(entry(2).iter().chain(entry(3)).all(|&b| b == 0));
+    assert_eq!(&mbr[510..], &[0x55, 0xaa]);
+    assert_eq!(read_at(&hybrid, 512, 512), read_at(&plain, 512, 512));
+}
+
+#[test]
 fn a_partition_too_small_for_its_content_fails_before_writing() {
     let dir = tempfile::tempdir().unwrap();
     let (boot, root) = images(dir.path());

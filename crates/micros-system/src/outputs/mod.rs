@@ -51,13 +51,25 @@ pub fn write(system: &System<'_>, request: Request<'_>, dir: &Path) -> Result<Wr
             "no Raspberry Pi model is enabled".into(),
         ));
     }
-    // Before any writing: the A/B disk needs a system built for it.
-    if disk {
+    // Before any writing: the A/B disk needs a system built for it; a
+    // Pi's is its card.
+    let pi = sdimage::enabled(system.config);
+    let updatable = system.config.system.update.enable;
+    if disk && pi {
+        return Err(BuildError::Option {
+            option: "hardware.raspberryPi",
+            message: "a Raspberry Pi's A/B disk is its SD card: micros build -A sdImage".into(),
+        });
+    }
+    if disk || (card && updatable) {
         disk::check(system.config)?;
     }
-    // A system built for updates boots from its disk (`micros run`).
+    // A system built for updates boots from its disk (`micros run`); a
+    // Pi card built for updates is that disk.
     let all = attribute == Attribute::Toplevel || card || update || disk;
-    let disk = disk || (attribute == Attribute::Toplevel && system.config.system.update.enable);
+    let disk =
+        disk || (card && updatable) || (attribute == Attribute::Toplevel && updatable && !pi);
+    let card = card && !updatable;
     if all || attribute == Attribute::Kernel {
         kernel::write(system, dir)?;
     }

@@ -158,7 +158,7 @@ fn layout(
 /// the locked packages and the command line, never from the clock.
 pub fn write(system: &System<'_>, dir: &Path) -> Result<Vec<String>, BuildError> {
     let config = system.config;
-    let files = firmware(config, system.config_dir, &system.boot_firmware)?;
+    let files = firmware_and_trees(system)?;
     let mut seed = Sha256::new();
     for package in &system.lock.packages {
         seed.update(package.sha256.as_str().as_bytes());
@@ -169,11 +169,44 @@ pub fn write(system: &System<'_>, dir: &Path) -> Result<Vec<String>, BuildError>
         config,
         dir,
         &system.kernel.image,
-        &system.kernel_tree,
         &files,
         &line,
         &seed.finalize(),
     )
+}
+
+/// What the Pi's firmware needs on the boot partition, by name: its own
+/// files and the enabled models' device trees (from the kernel package).
+pub fn firmware_and_trees(system: &System<'_>) -> Result<Vec<(String, Content)>, BuildError> {
+    let config = system.config;
+    let mut files = firmware(config, system.config_dir, &system.boot_firmware)?;
+    if files.is_empty() {
+        return Err(BuildError::Firmware(
+            "no Raspberry Pi firmware (bootcode.bin, start*.elf, fixup*.dat) was found".into(),
+        ));
+    }
+    let prefixes = device_trees(config);
+    let mut trees = 0;
+    for (path, entry) in system.kernel_tree.iter() {
+        let name = path.name();
+        let micros_image::Kind::File(content) = &entry.kind else {
+            continue;
+        };
+        if name.ends_with(".dtb")
+            && prefixes.iter().any(|p| name.starts_with(p))
+            && path.to_string().starts_with("/usr/lib/linux-image-")
+        {
+            files.push((name.to_owned(), content.clone()));
+            trees += 1;
+        }
+    }
+    if trees == 0 {
+        return Err(BuildError::Firmware(format!(
+            "the kernel package has no device tree for the enabled models ({})",
+            prefixes.join(", ")
+        )));
+    }
+    Ok(files)
 }
 
 /// The Pi's boot firmware: from `hardware.raspberryPi.firmware` (a
@@ -218,14 +251,13 @@ fn firmware(
 }
 
 /// Writes `sd.img` in `dir`, next to the already written `initrd` and
-/// `root.squashfs`. `kernel` is the kernel image, `kernel_tree` the unpacked
-/// kernel package (for its device trees), `firmware` the Pi firmware files
-/// by name. Large files go onto the card by reference, never read whole.
+/// `root.squashfs`. `kernel` is the kernel image, `firmware` the Pi
+/// firmware files and device trees by name. Large files go onto the card
+/// by reference, never read whole.
 fn write_image(
     config: &Config,
     dir: &Path,
     kernel: &Content,
-    kernel_tree: &Tree,
     firmware: &[(String, Content)],
     cmdline: &str,
     seed: &[u8],
@@ -243,11 +275,6 @@ fn write_image(
         )?;
         Ok(())
     };
-    if firmware.is_empty() {
-        return Err(BuildError::Firmware(
-            "no Raspberry Pi firmware (bootcode.bin, start*.elf, fixup*.dat) was found".into(),
-        ));
-    }
     for (name, content) in firmware {
         add(name, content.clone())?;
     }
@@ -258,27 +285,6 @@ fn write_image(
         source,
     })?;
     add("initrd", Content::whole_file(initrd, &metadata))?;
-    let prefixes = device_trees(config);
-    let mut trees = 0;
-    for (path, entry) in kernel_tree.iter() {
-        let name = path.name();
-        let micros_image::Kind::File(content) = &entry.kind else {
-            continue;
-        };
-        if name.ends_with(".dtb")
-            && prefixes.iter().any(|p| name.starts_with(p))
-            && path.to_string().starts_with("/usr/lib/linux-image-")
-        {
-            add(name, content.clone())?;
-            trees += 1;
-        }
-    }
-    if trees == 0 {
-        return Err(BuildError::Firmware(format!(
-            "the kernel package has no device tree for the enabled models ({})",
-            prefixes.join(", ")
-        )));
-    }
     add("config.txt", Content::bytes(config_txt(config)))?;
     let mut words: Vec<String> = cmdline
         .split_whitespace()
