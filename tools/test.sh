@@ -23,8 +23,51 @@ install_packages ca-certificates curl git gcc libc6-dev squashfs-tools cpio dosf
 ledger="${CARGO_TARGET_DIR:-target}/tmp/qemu-boots.log"
 mkdir -p "$(dirname "$ledger")" && : > "$ledger"
 
+# QEMU emulates a guest on one core, so the suite runs its guests in two
+# lanes to use both: the longest update tests (the second lane) run their
+# test binaries directly, as cargo would, beside the rest (the first lane,
+# through cargo). With arguments (a filter, `-- --nocapture`), everything
+# runs in one lane through cargo, as asked.
+second_lane=(power_cut_qemu pi_update_qemu fleet_qemu)
+second_lane_tests=(
+    needs_network_and_qemu_power_cuts_anywhere_in_an_update_leave_a_whole_slot_and_the_data
+    needs_network_and_qemu_a_pi_3_ab_card_takes_an_update_and_rolls_back_a_failing_one
+    needs_network_and_qemu_a_device_updates_itself_from_a_published_repository
+)
+
 # --no-fail-fast: every failing test binary is reported, not only the first.
 status=0
-cargo test --workspace --locked --no-fail-fast "$@" || status=$?
+if [ "$#" -gt 0 ]; then
+    cargo test --workspace --locked --no-fail-fast "$@" || status=$?
+else
+    targets=()
+    for name in "${second_lane[@]}"; do targets+=(--test "$name"); done
+    # Builds everything first (the first lane's cargo then only runs).
+    cargo test --workspace --locked --no-run
+    binaries=$(cargo test -p micros --locked --no-run --message-format=json "${targets[@]}" \
+        | grep '"kind":\["test"\]' | grep -o '"executable":"[^"]*"' | sed 's/^"executable":"//; s/"$//')
+    if [ "$(echo "$binaries" | grep -c .)" -ne "${#second_lane[@]}" ]; then
+        echo "tools/test.sh: expected ${#second_lane[@]} test binaries for the second lane, found: $binaries" >&2
+        exit 1
+    fi
+    lane_log="${CARGO_TARGET_DIR:-target}/tmp/second-lane.log"
+    (
+        cd crates/micros
+        lane_status=0
+        for name in "${second_lane[@]}"; do
+            binary=$(echo "$binaries" | grep "/${name}-")
+            echo "     Running tests/$name.rs ($binary, second lane)"
+            "$binary" || lane_status=1
+        done
+        exit "$lane_status"
+    ) > "$lane_log" 2>&1 &
+    lane=$!
+    skips=()
+    for name in "${second_lane_tests[@]}"; do skips+=(--skip "$name"); done
+    cargo test --workspace --locked --no-fail-fast -- "${skips[@]}" || status=$?
+    wait "$lane" || status=1
+    echo "--- the second lane: ${second_lane[*]}"
+    cat "$lane_log"
+fi
 echo "QEMU boots: $(grep -c '^boot' "$ledger" || true) started, $(grep -c '^retry' "$ledger" || true) of them again because the emulator brought a guest down"
 exit "$status"
