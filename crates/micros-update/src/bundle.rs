@@ -36,10 +36,25 @@ pub const PUBLIC_KEY_PREFIX: &str = "micros-ed25519:";
 
 /// The message a bundle's signature signs.
 pub fn signed_message(manifest_text: &str) -> Vec<u8> {
-    let mut message = Vec::with_capacity(CONTEXT.len() + manifest_text.len());
-    message.extend_from_slice(CONTEXT);
-    message.extend_from_slice(manifest_text.as_bytes());
+    in_context(CONTEXT, manifest_text)
+}
+
+/// `text` after a signature's `context`: a signature made for one kind of
+/// text never verifies as another.
+pub fn in_context(context: &[u8], text: &str) -> Vec<u8> {
+    let mut message = Vec::with_capacity(context.len() + text.len());
+    message.extend_from_slice(context);
+    message.extend_from_slice(text.as_bytes());
     message
+}
+
+/// Whether one of `keys` made `signature` of `message`.
+pub fn signed_by_any(keys: &[[u8; 32]], message: &[u8], signature: &[u8; 64]) -> bool {
+    let signature = Signature::from_bytes(signature);
+    keys.iter().any(|key| {
+        VerifyingKey::from_bytes(key)
+            .is_ok_and(|key| key.verify_strict(message, &signature).is_ok())
+    })
 }
 
 /// The bundle's bytes before its payload.
@@ -239,14 +254,7 @@ pub fn signed_manifest(
     if signature == [0; 64] {
         return Err(Refusal::Unsigned);
     }
-    let message = signed_message(text);
-    let signature = Signature::from_bytes(&signature);
-    let trusted = keys.iter().any(|key| {
-        VerifyingKey::from_bytes(key)
-            .map(|key| key.verify_strict(&message, &signature).is_ok())
-            .unwrap_or(false)
-    });
-    if !trusted {
+    if !signed_by_any(keys, &signed_message(text), &signature) {
         return Err(Refusal::UntrustedKey);
     }
     let manifest = Manifest::parse(text).map_err(Refusal::Manifest)?;

@@ -29,7 +29,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use sha2::{Digest as _, Sha256};
 
 use crate::manifest::{hex, unhex, unhex_array, Digest};
@@ -230,13 +230,7 @@ impl Index {
             .and_then(|s| s.strip_suffix('\n'))
             .ok_or(IndexError::Unsigned)?;
         let signature: [u8; 64] = unhex_array(signature).ok_or(IndexError::BadSignature)?;
-        let signature = Signature::from_bytes(&signature);
-        let signed = message(body);
-        let trusted = keys.iter().any(|key| {
-            VerifyingKey::from_bytes(key)
-                .is_ok_and(|key| key.verify_strict(&signed, &signature).is_ok())
-        });
-        if !trusted {
+        if !crate::bundle::signed_by_any(keys, &message(body), &signature) {
             return Err(IndexError::UntrustedKey);
         }
         Index::parse(body)
@@ -307,10 +301,7 @@ impl Index {
 }
 
 fn message(body: &str) -> Vec<u8> {
-    let mut message = Vec::with_capacity(CONTEXT.len() + body.len());
-    message.extend_from_slice(CONTEXT);
-    message.extend_from_slice(body.as_bytes());
-    message
+    crate::bundle::in_context(CONTEXT, body)
 }
 
 /// What a device does with a verified index.

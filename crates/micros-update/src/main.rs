@@ -157,11 +157,15 @@ fn open(path: &str) -> Result<File, String> {
 
 fn read_state(disk: &Disk) -> Result<(File, BootState), String> {
     let file = open(&disk.state)?;
+    let state = read_state_sector(&file, &disk.state)?;
+    Ok((file, state))
+}
+
+fn read_state_sector(file: &File, path: &str) -> Result<BootState, String> {
     let mut sector = [0u8; SECTOR];
     file.read_exact_at(&mut sector, 0)
-        .map_err(|e| format!("{}: {e}", disk.state))?;
-    let state = BootState::parse(&sector).map_err(|e| format!("{}: {e}", disk.state))?;
-    Ok((file, state))
+        .map_err(|e| format!("{path}: {e}"))?;
+    BootState::parse(&sector).map_err(|e| format!("{path}: {e}"))
 }
 
 /// Writes the boot state's sector and waits until it is on the disk.
@@ -217,10 +221,10 @@ impl Source for File {
 /// at the same time (a deploy and a scheduled check), and the state read
 /// once the lock is held.
 fn lock_state(disk: &Disk) -> Result<(File, BootState), String> {
-    let (file, _) = read_state(disk)?;
+    let file = open(&disk.state)?;
     file.lock()
         .map_err(|e| format!("{}: locking: {e}", disk.state))?;
-    let (_, state) = read_state(disk)?;
+    let state = read_state_sector(&file, &disk.state)?;
     Ok((file, state))
 }
 
