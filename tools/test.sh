@@ -24,15 +24,15 @@ ledger="${CARGO_TARGET_DIR:-target}/tmp/qemu-boots.log"
 mkdir -p "$(dirname "$ledger")" && : > "$ledger"
 
 # QEMU emulates a guest on one core, so the suite runs its guests in two
-# lanes to use both: the longest update tests (the second lane) run their
-# test binaries directly, as cargo would, beside the rest (the first lane,
-# through cargo). With arguments (a filter, `-- --nocapture`), everything
-# runs in one lane through cargo, as asked.
-second_lane=(power_cut_qemu pi_update_qemu fleet_qemu)
+# lanes to use both: the two power-cut tests (the second lane, about as
+# long as all the rest) run their test binaries directly, as cargo would,
+# beside the rest (the first lane, through cargo). With arguments (a
+# filter, `-- --nocapture`), everything runs in one lane through cargo, as
+# asked.
+second_lane=(power_cut_qemu pi_power_cut_qemu)
 second_lane_tests=(
     needs_network_and_qemu_power_cuts_anywhere_in_an_update_leave_a_whole_slot_and_the_data
-    needs_network_and_qemu_a_pi_3_ab_card_takes_an_update_and_rolls_back_a_failing_one
-    needs_network_and_qemu_a_device_updates_itself_from_a_published_repository
+    needs_network_and_qemu_power_cuts_anywhere_in_a_pi_card_update_leave_a_whole_slot_and_the_data
 )
 
 # --no-fail-fast: every failing test binary is reported, not only the first.

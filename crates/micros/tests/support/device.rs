@@ -114,19 +114,7 @@ micros.system {{ modules = [ micros.profiles.qemu, {{
     /// `micros build -A update` of `config` into `out`, signed with
     /// `update.key`; the bundle's bytes.
     pub fn build_bundle(&self, config: &str, out: &str) -> Vec<u8> {
-        let args = [
-            "build",
-            "-A",
-            "update",
-            "--key",
-            "update.key",
-            "-o",
-            out,
-            config,
-        ];
-        let output = micros(&args, self.dir.path());
-        assert!(output.status.success(), "{}", text(&output.stderr));
-        std::fs::read(self.path(out).join("update.bundle")).unwrap()
+        build_bundle(self.dir.path(), config, out)
     }
 
     pub fn deploy(&self, config: &str) -> Output {
@@ -179,6 +167,24 @@ pub fn resigned(bundle_bytes: &[u8], key: &SigningKey, change: impl Fn(&mut Mani
     let mut out = bundle::header(&text, &signature);
     out.extend_from_slice(&bundle_bytes[16 + length + 64..]);
     out
+}
+
+/// `micros build -A update` of `config` in `dir` into `out`, signed with
+/// `dir`'s `update.key`; the bundle's bytes.
+pub fn build_bundle(dir: &Path, config: &str, out: &str) -> Vec<u8> {
+    let args = [
+        "build",
+        "-A",
+        "update",
+        "--key",
+        "update.key",
+        "-o",
+        out,
+        config,
+    ];
+    let output = micros(&args, dir);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    std::fs::read(dir.join(out).join("update.bundle")).unwrap()
 }
 
 pub fn slot<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
