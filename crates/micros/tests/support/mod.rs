@@ -631,8 +631,7 @@ pub fn card_qemu(
         .arg("::/cmdline.txt"));
     let mut command = Command::new(qemu);
     command
-        .args(["-M", machine])
-        .args(["-nographic", "-no-reboot", "-kernel"])
+        .args(["-M", machine, "-nographic", "-no-reboot", "-kernel"])
         .arg(&kernel)
         .arg("-dtb")
         .arg(&tree)

@@ -4,6 +4,7 @@
 //! use (its USB host does not show Linux the emulated USB Ethernet), so
 //! what a test gives the device goes on the card's data partition, and a
 //! service of the test's on the device acts on it.
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -52,42 +53,51 @@ pub fn put_on_data_partition(dir: &Path, card: &Path, files: &[(&str, &Path)]) {
     for (name, from) in files {
         std::fs::copy(from, upper.join(name)).unwrap();
     }
-    let mut bytes = std::fs::read(card).unwrap();
-    let (start, size) = gpt_partition(&bytes, 5);
-    let image = dir.join("data.ext2");
-    std::fs::File::create(&image)
-        .unwrap()
-        .set_len(size)
-        .unwrap();
-    run(Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext2", "-d"])
-        .arg(dir.join("data"))
-        .arg(&image));
-    let data = std::fs::read(&image).unwrap();
-    bytes[start as usize..(start + size) as usize].copy_from_slice(&data);
-    std::fs::write(card, bytes).unwrap();
+    edit_data_partition(dir, card, |image| {
+        let size = std::fs::metadata(image).unwrap().len();
+        std::fs::File::create(image).unwrap().set_len(size).unwrap();
+        run(Command::new("mke2fs")
+            .args(["-q", "-F", "-t", "ext2", "-d"])
+            .arg(dir.join("data"))
+            .arg(image));
+    });
 }
 
 /// Adds `from` as `/name` to the card's data partition (its overlay's
 /// upper layer) between boots, as someone copying it onto the card would.
 pub fn add_to_data_partition(dir: &Path, card: &Path, name: &str, from: &Path) {
-    let mut bytes = std::fs::read(card).unwrap();
-    let (start, size) = gpt_partition(&bytes, 5);
-    let range = start as usize..(start + size) as usize;
+    edit_data_partition(dir, card, |image| {
+        run(Command::new("debugfs")
+            .arg("-w")
+            .arg("-R")
+            .arg(format!("write {} upper/{name}", from.display()))
+            .arg(image));
+        let listing = run(Command::new("debugfs")
+            .arg("-R")
+            .arg("ls -l upper")
+            .arg(image));
+        assert!(listing.contains(name), "debugfs wrote no {name}: {listing}");
+    });
+}
+
+/// Copies the card's data partition (its fifth) out to `<dir>/data.ext2`,
+/// lets `change` work on that file, and writes it back in place.
+fn edit_data_partition(dir: &Path, card: &Path, change: impl FnOnce(&Path)) {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(card)
+        .unwrap();
+    let mut table = vec![0u8; 1024 + 5 * 128];
+    file.read_exact_at(&mut table, 0).unwrap();
+    let (start, size) = gpt_partition(&table, 5);
+    let mut bytes = vec![0u8; size as usize];
+    file.read_exact_at(&mut bytes, start).unwrap();
     let image = dir.join("data.ext2");
-    std::fs::write(&image, &bytes[range.clone()]).unwrap();
-    run(Command::new("debugfs")
-        .arg("-w")
-        .arg("-R")
-        .arg(format!("write {} upper/{name}", from.display()))
-        .arg(&image));
-    let listing = run(Command::new("debugfs")
-        .arg("-R")
-        .arg("ls -l upper")
-        .arg(&image));
-    assert!(listing.contains(name), "debugfs wrote no {name}: {listing}");
-    bytes[range].copy_from_slice(&std::fs::read(&image).unwrap());
-    std::fs::write(card, bytes).unwrap();
+    std::fs::write(&image, &bytes).unwrap();
+    change(&image);
+    file.write_all_at(&std::fs::read(&image).unwrap(), start)
+        .unwrap();
 }
 
 /// What the Pi's firmware would start from the card built in
