@@ -455,14 +455,16 @@ impl Verifier {
     }
 }
 
-/// The manifest of parts hashed with [`PartHasher`] (kernel, initrd, root).
+/// The manifest of parts hashed with [`PartHasher`] (kernel, initrd, root,
+/// and the `fdt` part when there are `trees`).
 pub fn manifest(
     version: Version,
     platform: &str,
     compatible: Vec<String>,
     cmdline: &str,
+    trees: Vec<crate::manifest::Tree>,
     block_size: u32,
-    parts: [(u64, PartHasher); 3],
+    parts: Vec<(u64, PartHasher)>,
 ) -> Manifest {
     let mut blocks = Vec::new();
     let mut described = Vec::new();
@@ -476,6 +478,7 @@ pub fn manifest(
         platform: platform.into(),
         compatible,
         cmdline: cmdline.into(),
+        trees,
         block_size,
         parts: described,
         blocks,
@@ -489,36 +492,58 @@ mod tests {
 
     const KEY: [u8; 32] = [7; 32];
 
-    fn parts() -> [Vec<u8>; 3] {
+    /// Two device trees' sizes, and the `fdt` part they make.
+    const TREES: [u64; 2] = [600, 300];
+
+    /// kernel, initrd, root and fdt.
+    fn parts() -> Vec<Vec<u8>> {
         let pattern =
             |n: usize, seed: u8| (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect();
-        [
+        let fdt = crate::manifest::fdt_offsets(TREES).1 as usize;
+        alloc::vec![
             pattern(10_000, 1),
             pattern(4096, 2),
             pattern(3 * 4096 + 17, 3),
+            pattern(fdt, 4),
         ]
     }
 
-    fn manifest_of(version: &str, platform: &str, parts: &[Vec<u8>; 3]) -> Manifest {
-        let hashed = parts.clone().map(|bytes| {
-            let mut hasher = PartHasher::new(4096);
-            // In uneven pieces, as a file is read.
-            for chunk in bytes.chunks(1000) {
-                hasher.update(chunk);
-            }
-            (bytes.len() as u64, hasher)
-        });
+    /// With device trees when `parts` has a fourth part.
+    fn manifest_of(version: &str, platform: &str, parts: &[Vec<u8>]) -> Manifest {
+        let hashed = parts
+            .iter()
+            .map(|bytes| {
+                let mut hasher = PartHasher::new(4096);
+                // In uneven pieces, as a file is read.
+                for chunk in bytes.chunks(1000) {
+                    hasher.update(chunk);
+                }
+                (bytes.len() as u64, hasher)
+            })
+            .collect();
+        let trees = match parts.len() {
+            4 => TREES
+                .iter()
+                .enumerate()
+                .map(|(i, &size)| crate::manifest::Tree {
+                    name: alloc::format!("broadcom/tree-{i}.dtb"),
+                    size,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         manifest(
             Version::parse(version).unwrap(),
             platform,
             alloc::vec!["qemu-virt".into()],
             "console=ttyAMA0 panic=10",
+            trees,
             4096,
             hashed,
         )
     }
 
-    fn bundle_with(manifest: &Manifest, key: Option<[u8; 32]>, parts: &[Vec<u8>; 3]) -> Vec<u8> {
+    fn bundle_with(manifest: &Manifest, key: Option<[u8; 32]>, parts: &[Vec<u8>]) -> Vec<u8> {
         let text = manifest.to_text();
         let signature = match key {
             Some(seed) => SigningKey::from_bytes(&seed)
@@ -553,12 +578,12 @@ mod tests {
 
     /// What a check found: the parts as verified, or the refusal with the
     /// bytes verified before it.
-    type Checked = Result<[Vec<u8>; 3], Box<(Refusal, [Vec<u8>; 3])>>;
+    type Checked = Result<Vec<Vec<u8>>, Box<(Refusal, Vec<Vec<u8>>)>>;
 
     /// Feeds `bytes` in chunks of `chunk`.
     fn check(bytes: &[u8], chunk: usize, expect: Expectations) -> Checked {
         let mut verifier = Verifier::new(expect);
-        let mut written: [Vec<u8>; 3] = Default::default();
+        let mut written: Vec<Vec<u8>> = alloc::vec![Vec::new(); 4];
         for piece in bytes.chunks(chunk) {
             match verifier.feed(piece) {
                 Ok(blocks) => {
@@ -575,7 +600,10 @@ mod tests {
             }
         }
         match verifier.finish() {
-            Ok(_) => Ok(written),
+            Ok(manifest) => {
+                written.truncate(manifest.parts.len());
+                Ok(written)
+            }
             Err(refusal) => Err(Box::new((refusal, written))),
         }
     }
@@ -592,6 +620,12 @@ mod tests {
         }
         // The same version again is allowed (a reinstall).
         assert!(check(&bundle("1.2.0"), 999, expect()).is_ok());
+        // Without device trees (QEMU's firmware has its own): three parts.
+        let three = parts()[..3].to_vec();
+        let manifest = manifest_of("1.3", "aarch64-linux", &three);
+        assert!(manifest.trees.is_empty() && !manifest.to_text().contains("fdt"));
+        let bytes = bundle_with(&manifest, Some(KEY), &three);
+        assert_eq!(check(&bytes, 777, expect()).unwrap(), three);
     }
 
     #[test]
@@ -649,7 +683,7 @@ mod tests {
         assert_eq!(
             why,
             Refusal::Truncated {
-                part: "root",
+                part: "fdt",
                 missing: 100
             }
         );
@@ -659,7 +693,7 @@ mod tests {
         // Corrupted in the middle: refused at that block, and nothing of it
         // or after it was handed on.
         let mut corrupt = good.clone();
-        let root_start = good.len() - parts()[2].len();
+        let root_start = good.len() - parts()[2].len() - parts()[3].len();
         corrupt[root_start + 4096 + 10] ^= 0xff;
         let (why, written) = *check(&corrupt, 777, expect()).unwrap_err();
         assert_eq!(

@@ -445,6 +445,8 @@ mod tests {
             kernel_size: 0,
             initrd: 0,
             initrd_size: 0,
+            trees: Vec::new(),
+            tree_blocks: 0,
             installed: None,
         };
         let state = BootState::initial().arm(Slot::B, 1);

@@ -300,8 +300,8 @@ fn install_from(
         };
         if layout.is_none() {
             if let Some(manifest) = verifier.manifest() {
-                let size = |i: usize| manifest.parts[i].size;
-                match slot::layout(size(2), size(0), size(1), slot_size) {
+                let size = |i: usize| manifest.parts.get(i).map_or(0, |p| p.size);
+                match slot::layout(size(2), size(0), size(1), size(3), slot_size) {
                     Ok(placed) => layout = Some(placed),
                     Err(too_small) => {
                         let version = manifest.version.to_string();
@@ -316,7 +316,7 @@ fn install_from(
         }
         for block in verified {
             let placed = layout.expect("a layout before any payload");
-            let base = [placed.kernel, placed.initrd, placed.root][block.part];
+            let base = [placed.kernel, placed.initrd, placed.root, placed.fdt][block.part];
             slot_file
                 .write_all_at(&block.bytes, base + block.offset)
                 .map_err(|e| format!("{target_path}: {e}"))?;
@@ -338,6 +338,8 @@ fn install_from(
         kernel_size: manifest.parts[0].size,
         initrd: placed.initrd,
         initrd_size: manifest.parts[1].size,
+        trees: slot::trees(&manifest.trees, placed.fdt),
+        tree_blocks: slot::tree_blocks(&manifest.trees),
         installed: Some(sys::unix_time()),
     };
     slot_file

@@ -9,8 +9,11 @@
 //! micros-a  ├─ root.squashfs   at 0
 //!           ├─ kernel          at the next 4 KiB
 //!           ├─ initrd          at the next 4 KiB
+//!           ├─ fdt             at the next 4 KiB: the device trees, if any
 //!           └─ header          the last 4 KiB:
 //!                micros_cmdline=console=ttyAMA0,115200 micros.rootwait=10 panic=10
+//!                micros_fdt_blocks=6d                 (the largest tree's blocks)
+//!                micros_fdt_broadcom/bcm2837-rpi-3-b.dtb=3c00  (one line per tree)
 //!                micros_initrd=3a58
 //!                micros_initrd_blocks=898
 //!                micros_initrd_size=112bde
@@ -23,7 +26,11 @@
 //!
 //! The header is written last, after the parts are flushed, and the boot
 //! state names the slot only after that: a slot is never tried half written.
+//! A tree's line is named by U-Boot's `fdtfile` for the board, so the boot
+//! script finds the board's tree without a filesystem (and boots with the
+//! firmware's tree when the slot has none for it).
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
 
 use crate::version::Version;
@@ -38,6 +45,7 @@ pub struct Layout {
     pub root: u64,
     pub kernel: u64,
     pub initrd: u64,
+    pub fdt: u64,
     pub header: u64,
 }
 
@@ -61,12 +69,19 @@ fn align(n: u64) -> u64 {
     n.div_ceil(ALIGN) * ALIGN
 }
 
-/// Places root, kernel and initrd of the given sizes in a slot of
-/// `slot_size` bytes.
-pub fn layout(root: u64, kernel: u64, initrd: u64, slot_size: u64) -> Result<Layout, TooSmall> {
+/// Places root, kernel, initrd and device trees of the given sizes in a
+/// slot of `slot_size` bytes.
+pub fn layout(
+    root: u64,
+    kernel: u64,
+    initrd: u64,
+    fdt: u64,
+    slot_size: u64,
+) -> Result<Layout, TooSmall> {
     let kernel_at = align(root);
     let initrd_at = align(kernel_at + kernel);
-    let needed = align(initrd_at + initrd) + HEADER_SIZE;
+    let fdt_at = align(initrd_at + initrd);
+    let needed = align(fdt_at + fdt) + HEADER_SIZE;
     if needed > slot_size || !slot_size.is_multiple_of(ALIGN) {
         return Err(TooSmall {
             needed,
@@ -77,8 +92,29 @@ pub fn layout(root: u64, kernel: u64, initrd: u64, slot_size: u64) -> Result<Lay
         root: 0,
         kernel: kernel_at,
         initrd: initrd_at,
+        fdt: fdt_at,
         header: slot_size - HEADER_SIZE,
     })
+}
+
+/// The header's tree lines for the `fdt` part at `fdt` (bytes from the
+/// slot's start) holding `trees` (laid out by manifest::fdt_offsets).
+pub fn trees(trees: &[crate::manifest::Tree], fdt: u64) -> Vec<(String, u64)> {
+    let (offsets, _) = crate::manifest::fdt_offsets(trees.iter().map(|t| t.size));
+    trees
+        .iter()
+        .zip(offsets)
+        .map(|(tree, offset)| (tree.name.clone(), fdt + offset))
+        .collect()
+}
+
+/// The largest tree's size in blocks (0 without trees).
+pub fn tree_blocks(trees: &[crate::manifest::Tree]) -> u64 {
+    trees
+        .iter()
+        .map(|t| t.size.div_ceil(BLOCK))
+        .max()
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +127,11 @@ pub struct Header {
     pub kernel_size: u64,
     pub initrd: u64,
     pub initrd_size: u64,
+    /// The device trees: each one's name (as U-Boot's `fdtfile`) and
+    /// offset in the slot, in bytes.
+    pub trees: Vec<(String, u64)>,
+    /// The largest tree's size in blocks: what the boot script reads.
+    pub tree_blocks: u64,
     /// When the device installed it, by its clock (seconds since 1970);
     /// None for a slot written by the build. Shown, never decided on.
     pub installed: Option<u64>,
@@ -120,10 +161,16 @@ impl Header {
 
     pub fn to_text(&self) -> String {
         let mut text = String::new();
+        let _ = writeln!(text, "micros_cmdline={}", self.cmdline);
+        if !self.trees.is_empty() {
+            let _ = writeln!(text, "micros_fdt_blocks={:x}", self.tree_blocks);
+            for (name, at) in &self.trees {
+                let _ = writeln!(text, "micros_fdt_{name}={:x}", at / BLOCK);
+            }
+        }
         let _ = write!(
             text,
-            "micros_cmdline={}\nmicros_initrd={:x}\nmicros_initrd_blocks={:x}\nmicros_initrd_size={:x}\n",
-            self.cmdline,
+            "micros_initrd={:x}\nmicros_initrd_blocks={:x}\nmicros_initrd_size={:x}\n",
             self.initrd / BLOCK,
             self.initrd_size.div_ceil(BLOCK),
             self.initrd_size,
@@ -159,6 +206,7 @@ impl Header {
         let (mut kernel, mut kernel_blocks, mut initrd, mut initrd_blocks, mut initrd_size) =
             (None, None, None, None, None);
         let mut installed = None;
+        let (mut trees, mut tree_blocks) = (Vec::<(String, u64)>::new(), None);
         for line in text.lines().filter(|l| !l.is_empty()) {
             let (key, value) = line.split_once('=').ok_or(HeaderError::Malformed)?;
             let number = || u64::from_str_radix(value, 16).map_err(|_| HeaderError::Malformed);
@@ -176,7 +224,18 @@ impl Header {
                 "micros_initrd_size" => initrd_size.replace(number()?).is_some(),
                 "micros_installed" => installed.replace(number()?).is_some(),
                 "micros_slot_end" if value == "1" => core::mem::replace(&mut complete, true),
-                _ => return Err(HeaderError::Malformed),
+                "micros_fdt_blocks" => tree_blocks.replace(number()?).is_some(),
+                _ => match key.strip_prefix("micros_fdt_") {
+                    Some(name)
+                        if crate::manifest::valid_tree_name(name)
+                            && trees.len() < crate::manifest::MAX_TREES =>
+                    {
+                        let seen = trees.iter().any(|(n, _)| n == name);
+                        trees.push((name.to_string(), number()? * BLOCK));
+                        seen
+                    }
+                    _ => return Err(HeaderError::Malformed),
+                },
             };
             if seen {
                 return Err(HeaderError::Malformed);
@@ -202,15 +261,21 @@ impl Header {
                 Some(initrd),
                 Some(initrd_blocks),
                 Some(initrd_size),
-            ) if initrd_size.div_ceil(BLOCK) == initrd_blocks => Ok(Header {
-                version,
-                cmdline,
-                kernel,
-                kernel_size: kernel_blocks * BLOCK,
-                initrd,
-                initrd_size,
-                installed,
-            }),
+            ) if initrd_size.div_ceil(BLOCK) == initrd_blocks
+                && trees.is_empty() == tree_blocks.is_none() =>
+            {
+                Ok(Header {
+                    version,
+                    cmdline,
+                    kernel,
+                    kernel_size: kernel_blocks * BLOCK,
+                    initrd,
+                    initrd_size,
+                    trees,
+                    tree_blocks: tree_blocks.unwrap_or(0),
+                    installed,
+                })
+            }
             _ => Err(HeaderError::Malformed),
         }
     }
@@ -222,17 +287,20 @@ mod tests {
 
     #[test]
     fn parts_are_aligned_in_order_and_the_header_is_last() {
-        let l = layout(6_852_608, 37_732_288, 1_125_342, 128 << 20).unwrap();
+        let l = layout(6_852_608, 37_732_288, 1_125_342, 70_000, 128 << 20).unwrap();
         assert_eq!(l.root, 0);
         assert_eq!(l.kernel, 6_852_608);
         assert_eq!(l.kernel % 4096, 0);
         assert!(l.initrd >= l.kernel + 37_732_288 && l.initrd % 4096 == 0);
-        assert!(l.initrd + 1_125_342 <= l.header);
+        assert!(l.fdt >= l.initrd + 1_125_342 && l.fdt % 4096 == 0);
+        assert!(l.fdt + 70_000 <= l.header);
         assert_eq!(l.header, (128 << 20) - 4096);
-        let err = layout(6_852_608, 37_732_288, 1_125_342, 32 << 20).unwrap_err();
+        let err = layout(6_852_608, 37_732_288, 1_125_342, 0, 32 << 20).unwrap_err();
         assert!(err.needed > 32 << 20);
-        assert!(layout(1, 1, 1, 3 * 4096).is_err());
-        assert!(layout(1, 1, 1, 4 * 4096).is_ok());
+        assert!(layout(1, 1, 1, 0, 3 * 4096).is_err());
+        assert!(layout(1, 1, 1, 0, 4 * 4096).is_ok());
+        assert!(layout(1, 1, 1, 1, 4 * 4096).is_err());
+        assert!(layout(1, 1, 1, 1, 5 * 4096).is_ok());
     }
 
     #[test]
@@ -244,6 +312,8 @@ mod tests {
             kernel_size: 37_732_352,
             initrd: 44_589_056,
             initrd_size: 1_125_342,
+            trees: Vec::new(),
+            tree_blocks: 0,
             installed: None,
         };
         let bytes = header.to_bytes();
@@ -266,5 +336,54 @@ mod tests {
         assert_eq!(Header::parse(evil.as_bytes()), Err(HeaderError::Malformed));
         let wrong = text.replace("micros_initrd_blocks=", "micros_initrd_blocks=1");
         assert_eq!(Header::parse(wrong.as_bytes()), Err(HeaderError::Malformed));
+    }
+
+    #[test]
+    fn device_trees_are_named_for_u_boot_and_the_fullest_header_fits() {
+        let header = Header {
+            version: Version::parse("2").unwrap(),
+            cmdline: "console=ttyAMA0,115200".into(),
+            kernel: 4096,
+            kernel_size: 512,
+            initrd: 8192,
+            initrd_size: 100,
+            trees: alloc::vec![
+                ("broadcom/bcm2837-rpi-3-b.dtb".into(), 12288),
+                ("broadcom/bcm2711-rpi-4-b.dtb".into(), 12288 + 512),
+            ],
+            tree_blocks: 0x6d,
+            installed: None,
+        };
+        let text = header.to_text();
+        assert!(text.starts_with("micros_cmdline=console=ttyAMA0,115200\nmicros_fdt_blocks=6d\nmicros_fdt_broadcom/bcm2837-rpi-3-b.dtb=18\nmicros_fdt_broadcom/bcm2711-rpi-4-b.dtb=19\nmicros_initrd=10\n"));
+        assert_eq!(Header::parse(&header.to_bytes()), Ok(header.clone()));
+        for wrong in [
+            text.replace("micros_fdt_blocks=6d\n", ""),
+            text.replace("bcm2711-rpi-4-b", "bcm2837-rpi-3-b"),
+            text.replace("broadcom/bcm2711", "../bcm2711"),
+            text.replace("rpi-4-b.dtb=19", "rpi-4-b.dtb=z"),
+        ] {
+            assert_eq!(
+                Header::parse(wrong.as_bytes()),
+                Err(HeaderError::Malformed),
+                "{wrong}"
+            );
+        }
+        // The longest command line, the most and longest tree names, the
+        // largest numbers and an install time still fit in 4 KiB.
+        let fullest = Header {
+            version: Version::parse(&alloc::format!("{}1", "9.".repeat(31))).unwrap(),
+            cmdline: "x".repeat(2047),
+            kernel: u64::MAX / 2,
+            kernel_size: u64::MAX / 2,
+            initrd: u64::MAX / 2,
+            initrd_size: u64::MAX / 2,
+            trees: (0..crate::manifest::MAX_TREES)
+                .map(|i| (alloc::format!("{i:0>60}.dtb"), u64::MAX / 2))
+                .collect(),
+            tree_blocks: u64::MAX,
+            installed: Some(u64::MAX),
+        };
+        assert!(fullest.to_text().len() < HEADER_SIZE as usize);
     }
 }

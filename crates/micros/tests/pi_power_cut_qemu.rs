@@ -37,7 +37,7 @@ const SCRIPT: &str = r#"
 micros-update boot-check >/dev/null
 until micros-update status | grep -q 'good, booted'; do sleep 1; done
 s=$(micros-update status | grep booted)
-echo "MARKER-SETTLED $s; data: $(cat /kept)"
+echo "MARKER-SETTLED $s; data: $(cat /kept); tree: $(tr '\0' ' ' < /proc/device-tree/compatible); model: $(cat /proc/device-tree/model)"
 case "$s" in *"version 1"*) b=/v2.bundle ;; *) b=/v1.bundle ;; esac
 [ -f /v3.bundle ] && b=/v3.bundle
 chunk=$(( ($(wc -c < "$b") + 19) / 20 ))
@@ -95,8 +95,16 @@ fn until(vm: &mut Vm, marker: &str, from: usize, what: &str) -> (usize, Option<S
     while let Some(found) = console[search..at].find("MARKER-SETTLED") {
         let (line, end) = line_at(vm, search + found, what);
         assert!(
-            line.contains("data: kept"),
+            line.contains("data: kept;"),
             "{what}: the data partition survives: {line}"
+        );
+        // The Pi 3 B's tree from the slot, with the model U-Boot copied
+        // from the firmware's (B+) tree (see `Firmware`).
+        assert!(
+            line.contains(
+                "; tree: raspberrypi,3-model-b brcm,bcm2837 ; model: Raspberry Pi 3 Model B+"
+            ),
+            "{what}: the slot's device tree is booted: {line}"
         );
         settled = Some(version_in(&line));
         search = end;

@@ -1,5 +1,5 @@
 //! `update.bundle`: what a device installs into its other slot, the
-//! kernel, initrd and root just written, behind a manifest (version,
+//! kernel, initrd and root just written (and a Pi's device trees), behind a manifest (version,
 //! platform, boards, sizes, every 64 KiB block's SHA-256) signed with the
 //! update key (see `micros_update::bundle` for the format). The parts are
 //! read as they are hashed and copied, never whole into memory.
@@ -30,19 +30,28 @@ pub fn write(
         option: "system.update.version",
         message: format!("`{}`: {error}", update.version),
     })?;
-    // The artifacts that make a slot, in the bundle's order.
+    // The artifacts that make a slot, in the bundle's order, and the
+    // device trees after them.
     let parts = [kernel, "initrd", "root.squashfs"];
+    let trees = super::disk::slot_trees(system)?;
+    let mut hashed = vec![
+        hash(dir, parts[0])?,
+        hash(dir, parts[1])?,
+        hash(dir, parts[2])?,
+    ];
+    if !trees.trees.is_empty() {
+        let mut hasher = PartHasher::new(BLOCK_SIZE);
+        hasher.update(&trees.part);
+        hashed.push((trees.part.len() as u64, hasher));
+    }
     let manifest = bundle::manifest(
         version,
         system.config.platform.host.name(),
         update.compatible.clone(),
         &super::disk::slot_cmdline(system.config)?,
+        trees.trees,
         BLOCK_SIZE,
-        [
-            hash(dir, parts[0])?,
-            hash(dir, parts[1])?,
-            hash(dir, parts[2])?,
-        ],
+        hashed,
     );
     let text = manifest.to_text();
     let signature = SigningKey::from_bytes(signing_key)
@@ -57,6 +66,7 @@ pub fn write(
         let mut file = std::fs::File::open(&part).map_err(io(&part))?;
         std::io::copy(&mut file, &mut out).map_err(io(&path))?;
     }
+    out.write_all(&trees.part).map_err(io(&path))?;
     out.into_inner()
         .map_err(|error| io(&path)(error.into_error()))?
         .sync_all()

@@ -11,10 +11,12 @@
 //! │                   is all the Pi's boot ROM reads)
 //! ├─ p1 micros-boot   FAT32: boot.scr (the slot chooser; never rewritten);
 //! │                   on the Pi also its firmware, config.txt, the models'
-//! │                   device trees and u-boot.bin
+//! │                   device trees (the firmware's, which U-Boot starts
+//! │                   with) and u-boot.bin
 //! ├─ p2 micros-state  the boot state sector (micros_update::state), then
 //! │                   the last update's record (micros_update::device)
-//! ├─ p3 micros-a      slot a: root, kernel, initrd, header (micros_update::slot)
+//! ├─ p3 micros-a      slot a: root, kernel, initrd, on the Pi the models'
+//! │                   device trees, header (micros_update::slot)
 //! ├─ p4 micros-b      slot b: empty until the first update
 //! └─ p5 micros-data   the data partition, prepared by stage 1 at first boot
 //! ```
@@ -36,6 +38,7 @@ use micros_image::{
     Content, DiskLayout, Entry, FatOptions, PartitionSpec, PartitionTable, PartitionType, Tree,
     TreePath,
 };
+use micros_update::manifest;
 use micros_update::slot::{self, Header};
 use micros_update::state::BootState;
 use micros_update::version::Version;
@@ -132,7 +135,7 @@ part uuid ${devtype} ${devnum}:${micros_part} micros_slot_uuid
 part uuid ${devtype} ${devnum}:5 micros_data_uuid
 setexpr micros_header ${micros_slot_at} + ${micros_slot_blocks}
 setexpr micros_header ${micros_header} - 8
-env delete micros_cmdline micros_initrd micros_initrd_blocks micros_initrd_size micros_installed micros_kernel micros_kernel_blocks micros_slot_end micros_version
+env delete micros_cmdline micros_fdt_blocks micros_initrd micros_initrd_blocks micros_initrd_size micros_installed micros_kernel micros_kernel_blocks micros_slot_end micros_version
 mw.b ${loadaddr} 0 0x1000
 ${devtype} read ${loadaddr} ${micros_header} 8
 env import -t ${loadaddr} 0x1000
@@ -145,17 +148,83 @@ setexpr micros_at ${micros_slot_at} + ${micros_kernel}
 ${devtype} read ${kernel_addr_r} ${micros_at} ${micros_kernel_blocks}
 setexpr micros_at ${micros_slot_at} + ${micros_initrd}
 ${devtype} read ${ramdisk_addr_r} ${micros_at} ${micros_initrd_blocks}
-# A gzip-compressed Image is unpacked 2 MiB-aligned past the initrd.
+# Past the initrd, 2 MiB-aligned: the slot's device tree (at most 1 MiB),
+# then room for a gzip-compressed Image to be unpacked from.
+setexpr micros_fdt_addr ${ramdisk_addr_r} + ${micros_initrd_size}
+setexpr micros_fdt_addr ${micros_fdt_addr} + 0x3fffff
+setexpr micros_fdt_addr ${micros_fdt_addr} / 0x200000
+setexpr micros_fdt_addr ${micros_fdt_addr} * 0x200000
+setexpr kernel_comp_addr_r ${micros_fdt_addr} + 0x200000
 setexpr kernel_comp_size ${micros_kernel_blocks} * 0x200
-setexpr kernel_comp_addr_r ${ramdisk_addr_r} + ${micros_initrd_size}
-setexpr kernel_comp_addr_r ${kernel_comp_addr_r} + 0x3fffff
-setexpr kernel_comp_addr_r ${kernel_comp_addr_r} / 0x200000
-setexpr kernel_comp_addr_r ${kernel_comp_addr_r} * 0x200000
+# The board's tree from the slot, by U-Boot's name for it; without one,
+# the tree the firmware handed to U-Boot.
+setenv micros_fdt ${fdtcontroladdr}
+if test -n "${micros_fdt_blocks}"; then
+  env delete micros_fdt_at
+  setenv micros_pick 'setenv micros_fdt_at ${micros_fdt_'${fdtfile}'}'
+  run micros_pick
+  if test -n "${micros_fdt_at}"; then
+    setexpr micros_at ${micros_slot_at} + ${micros_fdt_at}
+    ${devtype} read ${micros_fdt_addr} ${micros_at} ${micros_fdt_blocks}
+    setenv micros_fdt ${micros_fdt_addr}
+    echo "micros: device tree ${fdtfile} from slot ${micros_slot}"
+  else
+    echo "micros: slot ${micros_slot} has no device tree ${fdtfile}: booting with the firmware tree"
+  fi
+fi
 setenv bootargs "${micros_cmdline} root=PARTUUID=${micros_slot_uuid} micros.data=PARTUUID=${micros_data_uuid} micros.slot=${micros_slot}"
-booti ${kernel_addr_r} ${ramdisk_addr_r}:${micros_initrd_size} ${fdtcontroladdr}
+booti ${kernel_addr_r} ${ramdisk_addr_r}:${micros_initrd_size} ${micros_fdt}
 echo "micros: slot ${micros_slot} did not start; resetting"
 reset
 "#;
+
+/// The device trees a slot carries: a Pi's, for the models the card is
+/// for (U-Boot loads the board's from the slot, so a new kernel comes with
+/// the trees it was built with); none on QEMU, whose firmware makes the
+/// tree for the machine it emulates.
+#[derive(Debug, Default)]
+pub struct SlotTrees {
+    /// As the manifest lists them.
+    pub trees: Vec<manifest::Tree>,
+    /// The `fdt` part: the trees laid out by `manifest::fdt_offsets`.
+    pub part: Vec<u8>,
+}
+
+pub fn slot_trees(system: &System<'_>) -> Result<SlotTrees, BuildError> {
+    if Board::of(system.config) != Board::RaspberryPi {
+        return Ok(SlotTrees::default());
+    }
+    let files = super::sdimage::tree_files(system)?;
+    if files.len() > manifest::MAX_TREES {
+        return Err(BuildError::Option {
+            option: "hardware.raspberryPi",
+            message: format!(
+                "an A/B card's slots carry at most {} device trees and the enabled models have {}: enable fewer models",
+                manifest::MAX_TREES,
+                files.len()
+            ),
+        });
+    }
+    let mut trees = Vec::new();
+    let mut part = Vec::new();
+    for (name, content) in files {
+        let bytes = content
+            .read()
+            .map_err(|e| BuildError::Firmware(format!("the device tree {name}: {e}")))?;
+        let size = bytes.len() as u64;
+        if !manifest::valid_tree_name(&name) || !(1..=manifest::MAX_TREE).contains(&size) {
+            return Err(BuildError::Firmware(format!(
+                "the kernel package's device tree {name} ({size} bytes) cannot go into a slot: a slot's tree is named by a path of letters, digits, `.`, `-` and `_` of at most 64 bytes and is at most {} bytes",
+                manifest::MAX_TREE
+            )));
+        }
+        part.extend_from_slice(&bytes);
+        trees.push(manifest::Tree { name, size });
+        let (_, end) = manifest::fdt_offsets(trees.iter().map(|t| t.size));
+        part.resize(end as usize, 0);
+    }
+    Ok(SlotTrees { trees, part })
+}
 
 /// The kernel command line a slot carries: the system's, without the
 /// devices the boot script names (its root, the data partition).
@@ -235,23 +304,27 @@ pub fn boot_script_image() -> Vec<u8> {
 }
 
 /// The bytes of slot a, written as a (sparse) file `path`: root, kernel,
-/// initrd and the header, as an installed bundle leaves a slot.
+/// initrd, device trees and the header, as an installed bundle leaves a
+/// slot.
 fn write_slot(
-    config: &Config,
+    system: &System<'_>,
     dir: &Path,
     kernel: &str,
     path: &Path,
     size: u64,
 ) -> Result<(), BuildError> {
+    let config = system.config;
     let part = |name: &str| -> Result<Vec<u8>, BuildError> {
         let path = dir.join(name);
         std::fs::read(&path).map_err(io(&path))
     };
     let (root, kernel, initrd) = (part("root.squashfs")?, part(kernel)?, part("initrd")?);
+    let trees = slot_trees(system)?;
     let placed = slot::layout(
         root.len() as u64,
         kernel.len() as u64,
         initrd.len() as u64,
+        trees.part.len() as u64,
         size,
     )
     .map_err(|too_small| BuildError::Option {
@@ -270,6 +343,8 @@ fn write_slot(
         kernel_size: kernel.len() as u64,
         initrd: placed.initrd,
         initrd_size: initrd.len() as u64,
+        trees: slot::trees(&trees.trees, placed.fdt),
+        tree_blocks: slot::tree_blocks(&trees.trees),
         installed: None,
     };
     use std::os::unix::fs::FileExt;
@@ -279,6 +354,7 @@ fn write_slot(
         (&root[..], placed.root),
         (&kernel[..], placed.kernel),
         (&initrd[..], placed.initrd),
+        (&trees.part[..], placed.fdt),
         (&header.to_bytes()[..], placed.header),
     ] {
         file.write_all_at(bytes, at).map_err(io(path))?;
@@ -335,7 +411,7 @@ pub fn write(system: &System<'_>, dir: &Path, kernel: &str) -> Result<(), BuildE
     let state = dir.join(".state.img");
     let boot = dir.join(".boot.img");
     let result = (|| {
-        write_slot(config, dir, kernel, &slot_a, slot_size)?;
+        write_slot(system, dir, kernel, &slot_a, slot_size)?;
         let mut state_file = std::fs::File::create(&state).map_err(io(&state))?;
         state_file
             .write_all(&BootState::initial().to_sector())
@@ -453,5 +529,22 @@ mod tests {
         let text = BootState::initial().to_text();
         let written: Vec<&str> = text.lines().map(|l| l.split('=').next().unwrap()).collect();
         assert_eq!(names, written);
+    }
+
+    /// U-Boot's (old) hush takes an apostrophe inside double quotes for
+    /// the start of a single-quoted string: the whole script then fails
+    /// with "syntax error" (found booting a card).
+    #[test]
+    fn no_apostrophe_inside_double_quotes() {
+        for line in BOOT_SCRIPT.lines() {
+            let mut double = false;
+            for c in line.chars() {
+                match c {
+                    '"' => double = !double,
+                    '\'' => assert!(!double, "{line}"),
+                    _ => {}
+                }
+            }
+        }
     }
 }

@@ -185,22 +185,37 @@ pub fn firmware_and_trees(system: &System<'_>) -> Result<Vec<(String, Content)>,
             "no Raspberry Pi firmware (bootcode.bin, start*.elf, fixup*.dat) was found".into(),
         ));
     }
-    let prefixes = device_trees(config);
-    let mut trees = 0;
+    for (name, content) in tree_files(system)? {
+        let file = name.rsplit('/').next().unwrap_or(&name).to_owned();
+        files.push((file, content));
+    }
+    Ok(files)
+}
+
+/// The enabled models' device trees in the kernel package, each named by
+/// its path under the kernel's tree directory
+/// (`/usr/lib/linux-image-*/broadcom/bcm2837-rpi-3-b.dtb` is
+/// `broadcom/bcm2837-rpi-3-b.dtb`, the name U-Boot's `fdtfile` gives it).
+pub fn tree_files(system: &System<'_>) -> Result<Vec<(String, Content)>, BuildError> {
+    let prefixes = device_trees(system.config);
+    let mut files = Vec::new();
     for (path, entry) in system.kernel_tree.iter() {
-        let name = path.name();
         let micros_image::Kind::File(content) = &entry.kind else {
             continue;
         };
-        if name.ends_with(".dtb")
-            && prefixes.iter().any(|p| name.starts_with(p))
-            && path.to_string().starts_with("/usr/lib/linux-image-")
-        {
+        let path = path.to_string();
+        let Some(under) = path.strip_prefix("/usr/lib/linux-image-") else {
+            continue;
+        };
+        let Some((_, name)) = under.split_once('/') else {
+            continue;
+        };
+        let file = name.rsplit('/').next().unwrap_or(name);
+        if file.ends_with(".dtb") && prefixes.iter().any(|p| file.starts_with(p)) {
             files.push((name.to_owned(), content.clone()));
-            trees += 1;
         }
     }
-    if trees == 0 {
+    if files.is_empty() {
         return Err(BuildError::Firmware(format!(
             "the kernel package has no device tree for the enabled models ({})",
             prefixes.join(", ")

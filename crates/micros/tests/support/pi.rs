@@ -101,7 +101,11 @@ fn edit_data_partition(dir: &Path, card: &Path, change: impl FnOnce(&Path)) {
 }
 
 /// What the Pi's firmware would start from the card built in
-/// `<dir>/result`: U-Boot and the Pi 3's device tree, as files in `dir`.
+/// `<dir>/result`: U-Boot, and as the firmware's device tree the Pi 3 B+'s
+/// (files in `dir`). QEMU's `raspi3b` is a Pi 3 B, whose tree U-Boot
+/// loads from the slot: Linux seeing the B's `compatible` proves the
+/// slot's tree was booted, and the B+'s `model` (which U-Boot copies from
+/// the firmware's tree) that U-Boot merged the firmware's facts into it.
 pub struct Firmware {
     uboot: PathBuf,
     tree: PathBuf,
@@ -117,7 +121,7 @@ impl Firmware {
         assert!(config_txt.contains("kernel=u-boot.bin"), "{config_txt}");
         Firmware {
             uboot: card_file(&boot, "u-boot.bin", dir),
-            tree: card_file(&boot, "bcm2837-rpi-3-b.dtb", dir),
+            tree: card_file(&boot, "bcm2837-rpi-3-b-plus.dtb", dir),
         }
     }
 

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use micros_update::manifest::Manifest;
 use micros_update::slot::{Header, HEADER_SIZE};
 use micros_update::state::{choose, BootState, Slot, SECTOR};
 
@@ -23,6 +24,8 @@ pub struct Build {
     pub kernel: Vec<u8>,
     pub initrd: Vec<u8>,
     pub root: Vec<u8>,
+    /// The device trees (a Pi's), by name, from the build's bundle.
+    pub trees: BTreeMap<String, Vec<u8>>,
 }
 
 impl Build {
@@ -33,10 +36,28 @@ impl Build {
             "kernel"
         };
         let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+        // The bundle's last part, when its manifest names trees.
+        let bundle = read("update.bundle");
+        let length = u32::from_le_bytes(bundle[12..16].try_into().unwrap()) as usize;
+        let manifest =
+            Manifest::parse(std::str::from_utf8(&bundle[16..16 + length]).unwrap()).unwrap();
+        let sizes = manifest.trees.iter().map(|t| t.size);
+        let (offsets, part) = micros_update::manifest::fdt_offsets(sizes);
+        let fdt = &bundle[bundle.len() - part as usize..];
+        let trees = manifest
+            .trees
+            .iter()
+            .zip(offsets)
+            .map(|(tree, at)| {
+                let at = at as usize;
+                (tree.name.clone(), fdt[at..at + tree.size as usize].to_vec())
+            })
+            .collect();
         Build {
             kernel: read(kernel),
             initrd: read("initrd"),
             root: read("root.squashfs"),
+            trees,
         }
     }
 }
@@ -99,6 +120,15 @@ fn whole(
     }
     if header.initrd_size != build.initrd.len() as u64 || !part(header.initrd, &build.initrd) {
         return Err(format!("its initrd is not version {version}'s"));
+    }
+    let names: Vec<&String> = header.trees.iter().map(|(name, _)| name).collect();
+    if !names.iter().copied().eq(build.trees.keys())
+        || !header
+            .trees
+            .iter()
+            .all(|(name, at)| part(*at, &build.trees[name]))
+    {
+        return Err(format!("its device trees are not version {version}'s"));
     }
     Ok(version)
 }
