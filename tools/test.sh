@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # see tools/lib.sh).
 . tools/lib.sh
 install_packages ca-certificates curl git gcc libc6-dev squashfs-tools cpio dosfstools mtools \
-    fdisk gdisk zstd xz-utils attr e2fsprogs openssh-client \
+    fdisk gdisk zstd xz-utils attr e2fsprogs openssh-client device-tree-compiler \
     qemu-system-x86 qemu-system-arm qemu-system-misc
 
 # rustup reads rust-toolchain.toml and installs the pinned toolchain with
@@ -24,15 +24,16 @@ ledger="${CARGO_TARGET_DIR:-target}/tmp/qemu-boots.log"
 mkdir -p "$(dirname "$ledger")" && : > "$ledger"
 
 # QEMU emulates a guest on one core, so the suite runs its guests in two
-# lanes to use both: the two power-cut tests (the second lane, about as
-# long as all the rest) run their test binaries directly, as cargo would,
+# lanes to use both: the two power-cut tests and the Pi 2 card's updates
+# (the second lane, about as long as all the rest) run their test binaries directly, as cargo would,
 # beside the rest (the first lane, through cargo). With arguments (a
 # filter, `-- --nocapture`), everything runs in one lane through cargo, as
 # asked.
-second_lane=(power_cut_qemu pi_power_cut_qemu)
+second_lane=(power_cut_qemu pi_power_cut_qemu pi2_update_qemu)
 second_lane_tests=(
     needs_network_and_qemu_power_cuts_anywhere_in_an_update_leave_a_whole_slot_and_the_data
     needs_network_and_qemu_power_cuts_anywhere_in_a_pi_card_update_leave_a_whole_slot_and_the_data
+    needs_network_and_qemu_a_pi_2_card_updates_itself_and_a_failing_version_rolls_back
 )
 
 # --no-fail-fast: every failing test binary is reported, not only the first.

@@ -606,8 +606,10 @@ pub fn card_file(boot: &Path, name: &str, out: &Path) -> PathBuf {
 /// How QEMU runs a Pi 3's four cores: one thread for all of them. With a
 /// thread each, the cores a kernel has not started yet spin on their wait
 /// instructions, and on two host cores they starve the one that boots (a
-/// Pi 3 card reaches runit in 39 s instead of 58 s). Not for `raspi2b`:
-/// its 32-bit kernel hangs bringing up the other cores that way.
+/// Pi 3 card reaches runit in 39 s instead of 58 s). On `raspi2b` the
+/// 32-bit kernel then hangs bringing up the other cores: a Pi 2 guest
+/// runs this way only with `maxcpus=1` (the Pi 2 A/B test: U-Boot at its
+/// prompt in 4 s instead of 12 s), the plain Pi 2 card with a thread each.
 pub const PI_ACCEL: &str = "tcg,thread=single";
 
 /// QEMU (`qemu` on `machine`) booting the Pi card in `<dir>/result` as the

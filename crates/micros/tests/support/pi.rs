@@ -1,6 +1,6 @@
-//! Raspberry Pi 3 A/B cards under QEMU's `raspi3b`, started as the Pi's
-//! firmware would start them: U-Boot (Debian's `u-boot-rpi`, off the
-//! card) with the card's device tree. QEMU's Pi has no network a test can
+//! Raspberry Pi A/B cards under QEMU's `raspi3b` and `raspi2b`, started
+//! as the Pi's firmware would start them: U-Boot (Debian's `u-boot-rpi`,
+//! off the card) with a device tree of the card's. QEMU's Pi has no network a test can
 //! use (its USB host does not show Linux the emulated USB Ethernet), so
 //! what a test gives the device goes on the card's data partition, and a
 //! service of the test's on the device acts on it.
@@ -12,13 +12,14 @@ use super::{card_file, run};
 
 /// A Pi 3 card's config at `version`, trusting `key`, whose oneshot
 /// service `installer` runs the shell script `script` (its output goes to
-/// the console); `extra` is one more Nickel module.
+/// the console); `extra` is one more Nickel module (which may make it
+/// another model's: the platform and model are defaults).
 pub fn card_config(key: &str, version: &str, script: &str, extra: &str) -> String {
     format!(
         r#"let micros = import "micros" in
 micros.system {{ modules = [ micros.profiles.minimal, {{
-  platform.host = "aarch64-linux",
-  hardware.raspberryPi.rpi3 = true,
+  platform.host | default = "aarch64-linux",
+  hardware.raspberryPi.rpi3 | default = true,
   image.disk.dataPartition = true,
   image.disk.dataPartitionSize = "96M",
   system.update = {{
@@ -100,6 +101,41 @@ fn edit_data_partition(dir: &Path, card: &Path, change: impl FnOnce(&Path)) {
         .unwrap();
 }
 
+/// QEMU loads a raw `-kernel` for the 32-bit Pi at 0x10000 and enters it
+/// with r2 pointing at the device tree; the Pi's firmware loads it at
+/// 0x8000, where Debian's `rpi_2` U-Boot is linked to run. So the test
+/// gives QEMU U-Boot between a branch and this A32 code, which copies
+/// U-Boot (the word after the code says how many bytes) down to 0x8000
+/// and jumps there, r0–r2 untouched. The code sits after U-Boot because
+/// the copy overwrites what lies before (0x8000 up to U-Boot's end).
+const SHIM: [u32; 12] = [
+    0xe59f_5028, // ldr r5, length
+    0xe04f_3005, // sub r3, pc, r5 (pc: here + 8, so U-Boot's start + 12)
+    0xe243_300c, // sub r3, r3, #12
+    0xe3a0_4902, // mov r4, #0x8000
+    0xe1a0_6004, // mov r6, r4
+    0xe493_7004, // 1: ldr r7, [r3], #4
+    0xe486_7004, // str r7, [r6], #4
+    0xe255_5004, // subs r5, r5, #4
+    0xcaff_fffb, // bgt 1b
+    0xf57f_f04f, // dsb sy
+    0xf57f_f06f, // isb sy
+    0xe12f_ff14, // bx r4
+];
+
+/// `uboot` behind a branch to [`SHIM`] after it.
+fn shimmed(uboot: &[u8]) -> Vec<u8> {
+    let length = uboot.len().div_ceil(4) * 4;
+    // b: to (4 + length), counted in words from the branch + 8.
+    let branch = 0xea00_0000 | ((4 + length - 8) / 4) as u32;
+    let mut out = branch.to_le_bytes().to_vec();
+    out.extend_from_slice(uboot);
+    out.resize(4 + length, 0);
+    out.extend(SHIM.iter().flat_map(|w| w.to_le_bytes()));
+    out.extend_from_slice(&(length as u32).to_le_bytes());
+    out
+}
+
 /// What the Pi's firmware would start from the card built in
 /// `<dir>/result`: U-Boot, and as the firmware's device tree the Pi 3 B+'s
 /// (files in `dir`). QEMU's `raspi3b` is a Pi 3 B, whose tree U-Boot
@@ -107,6 +143,8 @@ fn edit_data_partition(dir: &Path, card: &Path, change: impl FnOnce(&Path)) {
 /// slot's tree was booted, and the B+'s `model` (which U-Boot copies from
 /// the firmware's tree) that U-Boot merged the firmware's facts into it.
 pub struct Firmware {
+    qemu: &'static str,
+    machine: &'static str,
     uboot: PathBuf,
     tree: PathBuf,
 }
@@ -120,28 +158,70 @@ impl Firmware {
             .arg("::/config.txt"));
         assert!(config_txt.contains("kernel=u-boot.bin"), "{config_txt}");
         Firmware {
+            qemu: "qemu-system-aarch64",
+            machine: "raspi3b",
             uboot: card_file(&boot, "u-boot.bin", dir),
             tree: card_file(&boot, "bcm2837-rpi-3-b-plus.dtb", dir),
         }
     }
 
-    /// QEMU's `raspi3b` starting U-Boot, with `drive` (`-drive`'s value,
-    /// `if=sd`) as the card. U-Boot's console is the Pi's second UART,
+    /// A 32-bit Pi 2 card's firmware for QEMU's `raspi2b`: its U-Boot
+    /// behind [`SHIM`], and the Pi 2's tree from the card changed where
+    /// QEMU's Pi 2 differs from the board: U-Boot's driver for the SD host
+    /// (`mmc@7e202000`) divides by the clock QEMU's firmware mailbox does
+    /// not give it (zero), so U-Boot reads the card through the SDHCI
+    /// controller (`mmc@7e300000`) instead. Linux boots with the slot's own,
+    /// unchanged tree.
+    pub fn pi2(dir: &Path) -> Firmware {
+        let boot = super::boot_partition(dir);
+        let config_txt = run(Command::new("mtype")
+            .arg("-i")
+            .arg(&boot)
+            .arg("::/config.txt"));
+        assert!(
+            config_txt.contains("[pi2]\nkernel=u-boot-rpi2.bin\n"),
+            "{config_txt}"
+        );
+        let uboot = std::fs::read(card_file(&boot, "u-boot-rpi2.bin", dir)).unwrap();
+        let shim = dir.join("u-boot-rpi2.shim");
+        std::fs::write(&shim, shimmed(&uboot)).unwrap();
+
+        let tree = card_file(&boot, "bcm2836-rpi-2-b.dtb", dir);
+        let fdtput = |args: &[&str]| {
+            run(Command::new("fdtput").arg(&tree).args(args));
+        };
+        let pins = run(Command::new("fdtget")
+            .arg(&tree)
+            .args(["/soc/gpio@7e200000/emmc-gpio48", "phandle"]));
+        fdtput(&["-t", "s", "/soc/mmc@7e202000", "status", "disabled"]);
+        fdtput(&["-t", "s", "/soc/mmc@7e300000", "status", "okay"]);
+        fdtput(&["-t", "s", "/soc/mmc@7e300000", "pinctrl-names", "default"]);
+        fdtput(&["-t", "u", "/soc/mmc@7e300000", "pinctrl-0", pins.trim()]);
+        fdtput(&["-t", "u", "/soc/mmc@7e300000", "bus-width", "4"]);
+        Firmware {
+            qemu: "qemu-system-arm",
+            machine: "raspi2b",
+            uboot: shim,
+            tree,
+        }
+    }
+
+    /// QEMU's Pi starting U-Boot, with `drive` (`-drive`'s value, `if=sd`)
+    /// as the card. On the Pi 3 U-Boot's console is the second UART,
     /// Linux's the first: both go to standard output. (One emulator
     /// thread: see `support::PI_ACCEL`.)
     pub fn qemu(&self, drive: &str) -> Command {
-        let mut qemu = Command::new("qemu-system-aarch64");
-        qemu.args([
-            "-M", "raspi3b", "-m", "1G", "-display", "none", "-monitor", "none",
-        ])
-        .args(["-accel", super::PI_ACCEL])
-        .arg("-kernel")
-        .arg(&self.uboot)
-        .arg("-dtb")
-        .arg(&self.tree)
-        .args(["-drive", drive])
-        .args(["-chardev", "stdio,id=c,mux=on,signal=off"])
-        .args(["-serial", "chardev:c", "-serial", "chardev:c"]);
+        let mut qemu = Command::new(self.qemu);
+        qemu.args(["-M", self.machine])
+            .args(["-m", "1G", "-display", "none", "-monitor", "none"])
+            .args(["-accel", super::PI_ACCEL])
+            .arg("-kernel")
+            .arg(&self.uboot)
+            .arg("-dtb")
+            .arg(&self.tree)
+            .args(["-drive", drive])
+            .args(["-chardev", "stdio,id=c,mux=on,signal=off"])
+            .args(["-serial", "chardev:c", "-serial", "chardev:c"]);
         qemu
     }
 }
