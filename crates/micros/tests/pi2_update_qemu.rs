@@ -10,10 +10,10 @@
 //! version 2, which records the rollback. Linux boots the slot's own
 //! device tree every time, and the data partition keeps its file.
 mod support;
-use support::device::{build_bundle, keys, resigned};
-use support::pi::{card_config, put_on_data_partition, Firmware};
-use support::power_cut::{copy_sparse, wait_for_after};
-use support::{micros, shown, text, Vm};
+use support::device::{build_bundle, keys};
+use support::pi::{card_config, flashed_card, write_failing_v3, Firmware};
+use support::power_cut::wait_for_after;
+use support::{shown, Vm};
 
 /// The updater: once the booted slot is good, says so, then installs
 /// version 2 over version 1, or version 3 over version 2 once.
@@ -55,25 +55,12 @@ fn needs_network_and_qemu_a_pi_2_card_updates_itself_and_a_failing_version_rolls
         .unwrap();
         build_bundle(dir.path(), &name, &format!("v{version}"));
     }
-    let v2 = std::fs::read(dir.path().join("v2/update.bundle")).unwrap();
-    let v3 = resigned(&v2, &signing, |m| {
-        m.version = micros_update::version::Version::parse("3").unwrap();
-        m.cmdline.push_str(" micros.init=/no-such-init");
-    });
-    std::fs::write(dir.path().join("v3.bundle"), v3).unwrap();
-    let output = micros(&["build", "-A", "sdImage", "v1.ncl"], dir.path());
-    assert!(output.status.success(), "{}", text(&output.stderr));
-
-    let card = dir.path().join("card.img");
-    copy_sparse(&dir.path().join("result/sd.img"), &card);
-    std::fs::write(dir.path().join("kept"), "kept\n").unwrap();
-    put_on_data_partition(
+    write_failing_v3(dir.path(), &signing);
+    let card = flashed_card(
         dir.path(),
-        &card,
         &[
-            ("v2.bundle", &dir.path().join("v2/update.bundle")),
-            ("v3.bundle", &dir.path().join("v3.bundle")),
-            ("kept", &dir.path().join("kept")),
+            ("v2.bundle", "v2/update.bundle"),
+            ("v3.bundle", "v3.bundle"),
         ],
     );
     let firmware = Firmware::pi2(dir.path());

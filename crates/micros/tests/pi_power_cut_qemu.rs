@@ -24,10 +24,10 @@
 use std::collections::BTreeMap;
 
 mod support;
-use support::device::{build_bundle, keys, resigned};
-use support::pi::{add_to_data_partition, card_config, put_on_data_partition, Firmware};
-use support::power_cut::{copy_sparse, wait_for_after, Build, LoggedBoot, LoggedDisk};
-use support::{micros, shown, text, Vm};
+use support::device::{build_bundle, keys};
+use support::pi::{add_to_data_partition, card_config, flashed_card, write_failing_v3, Firmware};
+use support::power_cut::{wait_for_after, Build, LoggedBoot, LoggedDisk};
+use support::{shown, Vm};
 
 /// The installer: waits until the booted slot is good, says so with its
 /// version and the data partition's file, then installs `/v3.bundle` if
@@ -128,27 +128,14 @@ fn needs_network_and_qemu_power_cuts_anywhere_in_a_pi_card_update_leave_a_whole_
     }
     // Version 3 has version 2's kernel, initrd and root.
     builds.insert("3".to_owned(), Build::read(&dir.path().join("v2")));
-    let v2 = std::fs::read(dir.path().join("v2/update.bundle")).unwrap();
-    let v3 = resigned(&v2, &signing, |m| {
-        m.version = micros_update::version::Version::parse("3").unwrap();
-        m.cmdline.push_str(" micros.init=/no-such-init");
-    });
-    std::fs::write(dir.path().join("v3.bundle"), v3).unwrap();
-    let output = micros(&["build", "-A", "sdImage", "v1.ncl"], dir.path());
-    assert!(output.status.success(), "{}", text(&output.stderr));
-
+    write_failing_v3(dir.path(), &signing);
     // The card, as flashed, with both bundles and a file on its data
     // partition.
-    let card = dir.path().join("card.img");
-    copy_sparse(&dir.path().join("result/sd.img"), &card);
-    std::fs::write(dir.path().join("kept"), "kept\n").unwrap();
-    put_on_data_partition(
+    let card = flashed_card(
         dir.path(),
-        &card,
         &[
-            ("v1.bundle", &dir.path().join("v1/update.bundle")),
-            ("v2.bundle", &dir.path().join("v2/update.bundle")),
-            ("kept", &dir.path().join("kept")),
+            ("v1.bundle", "v1/update.bundle"),
+            ("v2.bundle", "v2/update.bundle"),
         ],
     );
     let firmware = Firmware::of(dir.path());

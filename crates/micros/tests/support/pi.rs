@@ -38,6 +38,37 @@ micros.system {{ modules = [ micros.profiles.minimal, {{
     )
 }
 
+/// Version 3 for a rollback: version 2's bundle (`<dir>/v2/update.bundle`)
+/// signed again with a command line naming an init that does not exist,
+/// as `<dir>/v3.bundle`. It installs, and fails in stage 1.
+pub fn write_failing_v3(dir: &Path, signing: &ed25519_dalek::SigningKey) {
+    let v2 = std::fs::read(dir.join("v2/update.bundle")).unwrap();
+    let v3 = super::device::resigned(&v2, signing, |m| {
+        m.version = micros_update::version::Version::parse("3").unwrap();
+        m.cmdline.push_str(" micros.init=/no-such-init");
+    });
+    std::fs::write(dir.join("v3.bundle"), v3).unwrap();
+}
+
+/// The card of `v1.ncl` in `dir` as flashed (`micros build -A sdImage`),
+/// copied to `<dir>/card.img` with `bundles` (a name on the card, a file
+/// in `dir`) and a file `kept` on its data partition.
+pub fn flashed_card(dir: &Path, bundles: &[(&str, &str)]) -> PathBuf {
+    let output = super::micros(&["build", "-A", "sdImage", "v1.ncl"], dir);
+    assert!(output.status.success(), "{}", super::text(&output.stderr));
+    let card = dir.join("card.img");
+    super::power_cut::copy_sparse(&dir.join("result/sd.img"), &card);
+    std::fs::write(dir.join("kept"), "kept\n").unwrap();
+    let mut files: Vec<(&str, PathBuf)> = bundles
+        .iter()
+        .map(|(name, path)| (*name, dir.join(path)))
+        .collect();
+    files.push(("kept", dir.join("kept")));
+    let files: Vec<(&str, &Path)> = files.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    put_on_data_partition(dir, &card, &files);
+    card
+}
+
 /// Where partition `number` of a GPT disk starts and how long it is, in bytes.
 pub fn gpt_partition(disk: &[u8], number: usize) -> (u64, u64) {
     let entry = &disk[1024 + (number - 1) * 128..1024 + number * 128];
