@@ -331,17 +331,15 @@ fn install_from(
     slot_file
         .sync()
         .map_err(|e| format!("{target_path}: {e}"))?;
-    let header = Header {
-        version: manifest.version.clone(),
-        cmdline: manifest.cmdline.clone(),
-        kernel: placed.kernel,
-        kernel_size: manifest.parts[0].size,
-        initrd: placed.initrd,
-        initrd_size: manifest.parts[1].size,
-        trees: slot::trees(&manifest.trees, placed.fdt),
-        tree_blocks: slot::tree_blocks(&manifest.trees),
-        installed: Some(sys::unix_time()),
-    };
+    let header = Header::placed(
+        manifest.version.clone(),
+        manifest.cmdline.clone(),
+        &placed,
+        manifest.parts[0].size,
+        manifest.parts[1].size,
+        &manifest.trees,
+        Some(sys::unix_time()),
+    );
     slot_file
         .write_all_at(&header.to_bytes(), placed.header)
         .and_then(|()| slot_file.sync())

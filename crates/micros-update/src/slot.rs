@@ -97,26 +97,6 @@ pub fn layout(
     })
 }
 
-/// The header's tree lines for the `fdt` part at `fdt` (bytes from the
-/// slot's start) holding `trees` (laid out by manifest::fdt_offsets).
-pub fn trees(trees: &[crate::manifest::Tree], fdt: u64) -> Vec<(String, u64)> {
-    let (offsets, _) = crate::manifest::fdt_offsets(trees.iter().map(|t| t.size));
-    trees
-        .iter()
-        .zip(offsets)
-        .map(|(tree, offset)| (tree.name.clone(), fdt + offset))
-        .collect()
-}
-
-/// The largest tree's size in blocks (0 without trees).
-pub fn tree_blocks(trees: &[crate::manifest::Tree]) -> u64 {
-    trees
-        .iter()
-        .map(|t| t.size.div_ceil(BLOCK))
-        .max()
-        .unwrap_or(0)
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     pub version: Version,
@@ -154,6 +134,40 @@ impl fmt::Display for HeaderError {
 }
 
 impl Header {
+    /// The header of a slot whose parts are `placed`: kernel and initrd of
+    /// these sizes, and `trees` in the `fdt` part (laid out by
+    /// manifest::fdt_offsets).
+    pub fn placed(
+        version: Version,
+        cmdline: String,
+        placed: &Layout,
+        kernel_size: u64,
+        initrd_size: u64,
+        trees: &[crate::manifest::Tree],
+        installed: Option<u64>,
+    ) -> Header {
+        let (offsets, _) = crate::manifest::fdt_offsets(trees.iter().map(|t| t.size));
+        Header {
+            version,
+            cmdline,
+            kernel: placed.kernel,
+            kernel_size,
+            initrd: placed.initrd,
+            initrd_size,
+            trees: trees
+                .iter()
+                .zip(offsets)
+                .map(|(tree, offset)| (tree.name.clone(), placed.fdt + offset))
+                .collect(),
+            tree_blocks: trees
+                .iter()
+                .map(|t| t.size.div_ceil(BLOCK))
+                .max()
+                .unwrap_or(0),
+            installed,
+        }
+    }
+
     /// A command line the header can carry: one line, printable.
     pub fn valid_cmdline(cmdline: &str) -> bool {
         cmdline.len() < 2048 && cmdline.bytes().all(|b| (0x20..0x7f).contains(&b))

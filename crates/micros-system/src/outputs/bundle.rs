@@ -18,11 +18,13 @@ use crate::system::System;
 pub const BLOCK_SIZE: u32 = 64 * 1024;
 
 /// `kernel` names the kernel file in `dir` the slot holds
-/// (`kernel::write_slot_kernel`).
+/// (`kernel::write_slot_kernel`), `trees` its device trees
+/// (`disk::slot_trees`).
 pub fn write(
     system: &System<'_>,
     dir: &Path,
     kernel: &str,
+    trees: &super::disk::SlotTrees,
     signing_key: &[u8; 32],
 ) -> Result<(), BuildError> {
     let update = &system.config.system.update;
@@ -33,7 +35,6 @@ pub fn write(
     // The artifacts that make a slot, in the bundle's order, and the
     // device trees after them.
     let parts = [kernel, "initrd", "root.squashfs"];
-    let trees = super::disk::slot_trees(system)?;
     let mut hashed = vec![
         hash(dir, parts[0])?,
         hash(dir, parts[1])?,
@@ -49,7 +50,7 @@ pub fn write(
         system.config.platform.host.name(),
         update.compatible.clone(),
         &super::disk::slot_cmdline(system.config)?,
-        trees.trees,
+        trees.trees.clone(),
         BLOCK_SIZE,
         hashed,
     );

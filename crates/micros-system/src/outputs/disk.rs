@@ -385,19 +385,18 @@ pub fn boot_script_image() -> Vec<u8> {
 /// initrd, device trees and the header, as an installed bundle leaves a
 /// slot.
 fn write_slot(
-    system: &System<'_>,
+    config: &Config,
     dir: &Path,
     kernel: &str,
+    trees: &SlotTrees,
     path: &Path,
     size: u64,
 ) -> Result<(), BuildError> {
-    let config = system.config;
     let part = |name: &str| -> Result<Vec<u8>, BuildError> {
         let path = dir.join(name);
         std::fs::read(&path).map_err(io(&path))
     };
     let (root, kernel, initrd) = (part("root.squashfs")?, part(kernel)?, part("initrd")?);
-    let trees = slot_trees(system)?;
     let placed = slot::layout(
         root.len() as u64,
         kernel.len() as u64,
@@ -414,17 +413,15 @@ fn write_slot(
             option: "system.update.version",
             message: e.to_string(),
         })?;
-    let header = Header {
+    let header = Header::placed(
         version,
-        cmdline: slot_cmdline(config)?,
-        kernel: placed.kernel,
-        kernel_size: kernel.len() as u64,
-        initrd: placed.initrd,
-        initrd_size: initrd.len() as u64,
-        trees: slot::trees(&trees.trees, placed.fdt),
-        tree_blocks: slot::tree_blocks(&trees.trees),
-        installed: None,
-    };
+        slot_cmdline(config)?,
+        &placed,
+        kernel.len() as u64,
+        initrd.len() as u64,
+        &trees.trees,
+        None,
+    );
     use std::os::unix::fs::FileExt;
     let file = std::fs::File::create(path).map_err(io(path))?;
     file.set_len(size).map_err(io(path))?;
@@ -442,8 +439,14 @@ fn write_slot(
 
 /// Writes `disk.img` and `u-boot.bin` into `dir`, next to the kernel,
 /// initrd and root already there; `kernel` names the kernel file slot a
-/// holds (`kernel::write_slot_kernel`).
-pub fn write(system: &System<'_>, dir: &Path, kernel: &str) -> Result<(), BuildError> {
+/// holds (`kernel::write_slot_kernel`), `trees` its device trees
+/// (`slot_trees`).
+pub fn write(
+    system: &System<'_>,
+    dir: &Path,
+    kernel: &str,
+    trees: &SlotTrees,
+) -> Result<(), BuildError> {
     let config = system.config;
     check(config)?;
     let board = Board::of(config);
@@ -492,7 +495,7 @@ pub fn write(system: &System<'_>, dir: &Path, kernel: &str) -> Result<(), BuildE
     let state = dir.join(".state.img");
     let boot = dir.join(".boot.img");
     let result = (|| {
-        write_slot(system, dir, kernel, &slot_a, slot_size)?;
+        write_slot(config, dir, kernel, trees, &slot_a, slot_size)?;
         let mut state_file = std::fs::File::create(&state).map_err(io(&state))?;
         state_file
             .write_all(&BootState::initial().to_sector())

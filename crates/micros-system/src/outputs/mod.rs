@@ -87,16 +87,16 @@ pub fn write(system: &System<'_>, request: Request<'_>, dir: &Path) -> Result<Wr
     if card {
         sdimage::write(system, dir)?;
     }
-    let slot_kernel = if disk || update {
-        kernel::write_slot_kernel(dir)?
+    let (slot_kernel, slot_trees) = if disk || update {
+        (kernel::write_slot_kernel(dir)?, disk::slot_trees(system)?)
     } else {
-        "kernel"
+        ("kernel", disk::SlotTrees::default())
     };
     if disk {
-        disk::write(system, dir, slot_kernel)?;
+        disk::write(system, dir, slot_kernel, &slot_trees)?;
     }
     if let (true, Some(key)) = (update, signing_key) {
-        bundle::write(system, dir, slot_kernel, key)?;
+        bundle::write(system, dir, slot_kernel, &slot_trees, key)?;
     }
     let artifacts = manifest::artifacts(dir)?;
     manifest::check_budgets(system, &artifacts, &root)?;

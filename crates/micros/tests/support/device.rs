@@ -158,15 +158,21 @@ micros.system {{ modules = [ micros.profiles.qemu, {{
 
 /// The bundle with its manifest changed by `change` and signed by `key`.
 pub fn resigned(bundle_bytes: &[u8], key: &SigningKey, change: impl Fn(&mut Manifest)) -> Vec<u8> {
-    let length = u32::from_le_bytes(bundle_bytes[12..16].try_into().unwrap()) as usize;
-    let text = std::str::from_utf8(&bundle_bytes[16..16 + length]).unwrap();
-    let mut manifest = Manifest::parse(text).unwrap();
+    let (mut manifest, payload) = bundle_manifest(bundle_bytes);
     change(&mut manifest);
     let text = manifest.to_text();
     let signature = key.sign(&bundle::signed_message(&text)).to_bytes();
     let mut out = bundle::header(&text, &signature);
-    out.extend_from_slice(&bundle_bytes[16 + length + 64..]);
+    out.extend_from_slice(&bundle_bytes[payload..]);
     out
+}
+
+/// A bundle's manifest (unchecked: the test made the bundle), and where
+/// its payload starts (after the manifest and its signature).
+pub fn bundle_manifest(bundle_bytes: &[u8]) -> (Manifest, usize) {
+    let length = u32::from_le_bytes(bundle_bytes[12..16].try_into().unwrap()) as usize;
+    let text = std::str::from_utf8(&bundle_bytes[16..16 + length]).unwrap();
+    (Manifest::parse(text).unwrap(), 16 + length + 64)
 }
 
 /// `micros build -A update` of `config` in `dir` into `out`, signed with

@@ -167,6 +167,14 @@ fn shimmed(uboot: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The `config.txt` on the card's boot partition (the image `boot`).
+fn config_txt(boot: &Path) -> String {
+    run(Command::new("mtype")
+        .arg("-i")
+        .arg(boot)
+        .arg("::/config.txt"))
+}
+
 /// What the Pi's firmware would start from the card built in
 /// `<dir>/result`: U-Boot, and as the firmware's device tree the Pi 3 B+'s
 /// (files in `dir`). QEMU's `raspi3b` is a Pi 3 B, whose tree U-Boot
@@ -183,10 +191,7 @@ pub struct Firmware {
 impl Firmware {
     pub fn of(dir: &Path) -> Firmware {
         let boot = super::boot_partition(dir);
-        let config_txt = run(Command::new("mtype")
-            .arg("-i")
-            .arg(&boot)
-            .arg("::/config.txt"));
+        let config_txt = config_txt(&boot);
         assert!(config_txt.contains("kernel=u-boot.bin"), "{config_txt}");
         Firmware {
             qemu: "qemu-system-aarch64",
@@ -205,10 +210,7 @@ impl Firmware {
     /// unchanged tree.
     pub fn pi2(dir: &Path) -> Firmware {
         let boot = super::boot_partition(dir);
-        let config_txt = run(Command::new("mtype")
-            .arg("-i")
-            .arg(&boot)
-            .arg("::/config.txt"));
+        let config_txt = config_txt(&boot);
         assert!(
             config_txt.contains("[pi2]\nkernel=u-boot-rpi2.bin\n"),
             "{config_txt}"

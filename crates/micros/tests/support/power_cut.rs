@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use micros_update::manifest::Manifest;
 use micros_update::slot::{Header, HEADER_SIZE};
 use micros_update::state::{choose, BootState, Slot, SECTOR};
 
@@ -38,9 +37,7 @@ impl Build {
         let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
         // The bundle's last part, when its manifest names trees.
         let bundle = read("update.bundle");
-        let length = u32::from_le_bytes(bundle[12..16].try_into().unwrap()) as usize;
-        let manifest =
-            Manifest::parse(std::str::from_utf8(&bundle[16..16 + length]).unwrap()).unwrap();
+        let (manifest, _) = super::device::bundle_manifest(&bundle);
         let sizes = manifest.trees.iter().map(|t| t.size);
         let (offsets, part) = micros_update::manifest::fdt_offsets(sizes);
         let fdt = &bundle[bundle.len() - part as usize..];
